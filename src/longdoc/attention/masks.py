@@ -63,9 +63,9 @@ class GlobalTokens:
     def to_mask(self, seq_len: int) -> torch.Tensor:
         """(B, T) bool mask of global positions."""
         b = self.indices.shape[0]
-        mask = torch.zeros(b, seq_len, dtype=torch.bool, device=self.indices.device)
-        mask.scatter_(1, self.indices, self.valid)
-        return mask
+        counts = torch.zeros(b, seq_len, dtype=torch.int32, device=self.indices.device)
+        # accumulate: padding slots point at position 0 too and must not overwrite a real global there
+        return counts.scatter_add_(1, self.indices, self.valid.int()) > 0
 
 
 @dataclass

@@ -1,0 +1,19 @@
+"""Masked-LM head: dense -> gelu -> LayerNorm -> decoder (tied to the word embeddings)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers.activations import gelu
+
+
+class LMHead(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.layer_norm(gelu(self.dense(features))))  # (B, T, vocab)

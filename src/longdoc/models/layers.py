@@ -1,0 +1,73 @@
+"""The encoder layer every family shares: self-attention block, feed-forward block, post-LN.
+
+Weight names follow the BERT/RoBERTa layout (`attention.self`, `attention.output.dense`,
+`intermediate.dense`, `output.dense`...), which is also the layout of the published
+Longformer and HAT checkpoints. A family plugs in its own self-attention module; the module
+takes (hidden_states, **attention_inputs) and returns (context, *extras).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+
+
+class SelfOutput(nn.Module):
+    """Projection after attention, dropout, residual, LayerNorm."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
+
+
+class AttentionBlock(nn.Module):
+    def __init__(self, config, self_attention: nn.Module):
+        super().__init__()
+        self.self = self_attention
+        self.output = SelfOutput(config)
+
+    def forward(self, hidden_states, **attention_inputs):
+        context, *extras = self.self(hidden_states, **attention_inputs)
+        return (self.output(context, hidden_states), *extras)
+
+
+class Intermediate(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.intermediate_act_fn = ACT2FN[config.hidden_act]
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.intermediate_act_fn(self.dense(hidden_states))
+
+
+class Output(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
+
+
+class EncoderLayer(GradientCheckpointingLayer):
+    """One transformer layer around a pluggable self-attention module."""
+
+    def __init__(self, config, self_attention: nn.Module):
+        super().__init__()
+        self.attention = AttentionBlock(config, self_attention)
+        self.intermediate = Intermediate(config)
+        self.output = Output(config)
+
+    def forward(self, hidden_states, **attention_inputs):
+        attended, *extras = self.attention(hidden_states, **attention_inputs)
+        return (self.output(self.intermediate(attended), attended), *extras)
