@@ -173,7 +173,7 @@ class _BlockedAttention(torch.autograd.Function):
             qb = geo.query_blocks(q_pad, c0, c1)  # (B, n, H, b, D)
             kb = geo.key_blocks(k_pad, k_glob, c0, c1)  # (B, n, H, g + span, D)
             vb = geo.key_blocks(v_pad, v_glob, c0, c1)
-            scores = ((qb * scale) @ kb.transpose(-1, -2)).float()  # (B, n, H, b, g + span)
+            scores = _acc((qb * scale) @ kb.transpose(-1, -2))  # (B, n, H, b, g + span)
             scores = scores.masked_fill(~geo.mask(c0, c1)[:, :, None], float("-inf"))
             lse = torch.logsumexp(scores, dim=-1, keepdim=True)  # (B, n, H, b, 1)
             probs = torch.exp(scores - lse)
@@ -202,13 +202,14 @@ class _BlockedAttention(torch.autograd.Function):
         q_pad, k_pad, v_pad = geo.pad_queries(q), geo.pad_keys(k), geo.pad_keys(v)
         k_glob, v_glob = geo.gather_globals(k), geo.gather_globals(v)
         do_pad, o_pad = geo.pad_queries(grad_out), geo.pad_queries(out)
-        dq_pad = torch.zeros_like(q_pad, dtype=torch.float32)
-        dk_pad = torch.zeros_like(k_pad, dtype=torch.float32)
-        dv_pad = torch.zeros_like(v_pad, dtype=torch.float32)
+        acc = torch.promote_types(q.dtype, torch.float32)
+        dq_pad = torch.zeros_like(q_pad, dtype=acc)
+        dk_pad = torch.zeros_like(k_pad, dtype=acc)
+        dv_pad = torch.zeros_like(v_pad, dtype=acc)
         dk_glob = dv_glob = None
         if geo.g:
-            dk_glob = torch.zeros_like(k_glob, dtype=torch.float32)
-            dv_glob = torch.zeros_like(v_glob, dtype=torch.float32)
+            dk_glob = torch.zeros_like(k_glob, dtype=acc)
+            dv_glob = torch.zeros_like(v_glob, dtype=acc)
         b, span = geo.b, geo.span
         for c0, c1 in geo.chunks():
             qb = geo.query_blocks(q_pad, c0, c1)
@@ -216,21 +217,21 @@ class _BlockedAttention(torch.autograd.Function):
             vb = geo.key_blocks(v_pad, v_glob, c0, c1)
             dob = geo.query_blocks(do_pad, c0, c1)  # (B, n, H, b, D)
             ob = geo.query_blocks(o_pad, c0, c1)
-            scores = ((qb * scale) @ kb.transpose(-1, -2)).float()
+            scores = _acc((qb * scale) @ kb.transpose(-1, -2))
             scores = scores.masked_fill(~geo.mask(c0, c1)[:, :, None], float("-inf"))
             probs = torch.exp(scores - lse[:, c0:c1])  # (B, n, H, b, g + span)
-            d_probs = (dob @ vb.transpose(-1, -2)).float()
+            d_probs = _acc(dob @ vb.transpose(-1, -2))
             kept = probs
             if gen is not None:
                 keep = _keep_mask(probs.shape, p, gen, probs.device)
                 kept = probs * keep
                 d_probs = d_probs * keep
-            row_dot = (dob.float() * ob.float()).sum(-1, keepdim=True)  # (B, n, H, b, 1)
+            row_dot = (_acc(dob) * _acc(ob)).sum(-1, keepdim=True)  # (B, n, H, b, 1)
             d_scores = probs * (d_probs - row_dot)
             ds = d_scores.to(q.dtype)
-            dqb = (ds @ kb).float() * scale  # (B, n, H, b, D)
-            dkb = (ds.transpose(-1, -2) @ qb).float() * scale  # (B, n, H, g + span, D)
-            dvb = (kept.to(v.dtype).transpose(-1, -2) @ dob).float()
+            dqb = _acc(ds @ kb) * scale  # (B, n, H, b, D)
+            dkb = _acc(ds.transpose(-1, -2) @ qb) * scale  # (B, n, H, g + span, D)
+            dvb = _acc(kept.to(v.dtype).transpose(-1, -2) @ dob)
             bsz, n, h, _, d = dqb.shape
             dq_pad[:, :, c0 * b : c1 * b] = dqb.permute(0, 2, 1, 3, 4).reshape(bsz, h, n * b, d)
             pos = (torch.arange(c0, c1, device=q.device)[:, None] * b + torch.arange(span, device=q.device)).flatten()
@@ -255,6 +256,11 @@ def _finish_probs(chunks: list[torch.Tensor], geo: _Geometry) -> torch.Tensor:
     bsz, nb, h, b, c = probs.shape
     probs = probs.permute(0, 2, 1, 3, 4).reshape(bsz, h, nb * b, c)[:, :, : geo.t]
     return probs.masked_fill(~geo.row_ok[:, None, : geo.t, None], 0.0)
+
+
+def _acc(x: torch.Tensor) -> torch.Tensor:
+    """Scores and softmax in fp32 for half types, in the input's own precision otherwise."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def _generator(device, seed: int) -> torch.Generator:
@@ -290,8 +296,8 @@ def global_attention(q_glob, k, v, pattern: LongformerPattern, dropout_p: float 
     Returns (out (B, H, g, D), probs (B, H, g, T) fp32). g x T is small: plain autograd.
     """
     scale = 1.0 / math.sqrt(q_glob.shape[-1])
-    scores = ((q_glob * scale) @ k.transpose(-1, -2)).float()  # (B, H, g, T)
-    scores = scores.masked_fill(~pattern.is_token[:, None, None, :], torch.finfo(torch.float32).min)
+    scores = _acc((q_glob * scale) @ k.transpose(-1, -2))  # (B, H, g, T)
+    scores = scores.masked_fill(~pattern.is_token[:, None, None, :], torch.finfo(scores.dtype).min)
     probs = torch.softmax(scores, dim=-1)
     dropped = F.dropout(probs, p=dropout_p, training=training)
     return dropped.to(v.dtype) @ v, probs

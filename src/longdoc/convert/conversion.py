@@ -1,0 +1,113 @@
+"""convert(): the one entry point that turns a short checkpoint into a long one and verifies it."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
+
+from .sources import source_architecture
+from .targets import get_target
+from .verification import VerificationReport
+from .verification import verify as verify_conversion
+
+
+@dataclass
+class ConversionReport:
+    source: str
+    output: str
+    target: str
+    source_model_type: str
+    model_class: str  # class of the converted checkpoint
+    source_max_tokens: int
+    max_length: int
+    window: int
+    seconds: float
+    fresh_weights: list[str] = field(default_factory=list)  # initialised afresh, not copied
+    verification: VerificationReport | None = None
+
+    def __str__(self) -> str:
+        lines = [
+            f"converted {self.source_model_type} checkpoint {self.source} ({self.source_max_tokens} tokens)",
+            f"       -> {self.model_class} at {self.output} ({self.max_length} tokens, attention window "
+            f"{self.window}) in {self.seconds:.1f} s",
+        ]
+        if self.fresh_weights:
+            lines.append(f"newly initialised (no source weights): {', '.join(self.fresh_weights)}")
+        if self.verification is None:
+            lines.append("not verified")
+        else:
+            lines.append(f"verified: {self.verification}")
+        return "\n".join(lines)
+
+
+def convert(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    to: str = "longformer",
+    max_length: int = 4096,
+    window: int = 512,
+    verify: bool = True,
+) -> ConversionReport:
+    """Convert the checkpoint at `src` (a folder or hub id) into a `to` model of `max_length`
+    tokens saved with its tokenizer in `out`; with `verify`, check it reproduces the source."""
+    start = time.perf_counter()
+    target = get_target(to)
+    src, out = str(src), str(out)
+    _check_paths(src, out)
+    target.check_settings(max_length, window)
+    source_config = _load(AutoConfig, src)
+    arch = source_architecture(source_config)
+    source_max_tokens = arch.max_tokens(source_config)
+    if max_length <= source_max_tokens:
+        raise ValueError(
+            f"max_length={max_length} is not larger than the {source_max_tokens} tokens the source already "
+            f"takes: choose a longer max_length, e.g. {max(4096, 2 * source_max_tokens)}"
+        )
+
+    tokenizer = _load(AutoTokenizer, src)
+    masked_lm = arch.has_masked_lm_head(source_config)
+    source_model = (AutoModelForMaskedLM if masked_lm else AutoModel).from_pretrained(src, dtype="auto")
+    model, fresh = target.convert_model(source_model, arch, tokenizer, max_length, window)
+    del source_model
+
+    model.save_pretrained(out)
+    tokenizer.model_max_length = max_length
+    tokenizer.save_pretrained(out)
+
+    report = ConversionReport(
+        source=src,
+        output=out,
+        target=target.name,
+        source_model_type=source_config.model_type,
+        model_class=type(model).__name__,
+        source_max_tokens=source_max_tokens,
+        max_length=max_length,
+        window=window,
+        seconds=time.perf_counter() - start,
+        fresh_weights=fresh,
+    )
+    if verify:
+        report.verification = verify_conversion(src, out, to=to)
+    return report
+
+
+def _check_paths(src: str, out: str) -> None:
+    looks_local = os.path.isabs(src) or src.startswith((".", "~")) or src.count("/") > 1
+    if not os.path.exists(src) and looks_local:
+        raise ValueError(f"source checkpoint {src!r} does not exist: give a checkpoint folder or a hub id")
+    if os.path.exists(src) and not os.path.isdir(src):
+        raise ValueError(f"source {src!r} is a file: give the checkpoint's folder (with config.json)")
+    if os.path.isdir(src) and os.path.exists(out) and Path(src).resolve() == Path(out).resolve():
+        raise ValueError(f"output folder {out!r} is the source folder: write the long model elsewhere")
+
+
+def _load(auto_class, src: str):
+    """from_pretrained, with a missing checkpoint reported as a ValueError that says what is missing."""
+    try:
+        return auto_class.from_pretrained(src)
+    except OSError as error:
+        raise ValueError(f"cannot read {auto_class.__name__.removeprefix('Auto').lower()} from {src!r}: {error}") from error
