@@ -327,4 +327,6 @@ def longformer_attention(q, k, v, pattern: LongformerPattern, global_qkv=None, d
     out = torch.where(pattern.is_global[:, None, :, None], rows, out)
     if local_probs is not None:
         local_probs = local_probs.masked_fill(pattern.is_global[:, None, :, None], 0.0)
-    return out, local_probs, (g_probs if return_probs else None)
+    if return_probs:  # padding slots of the global list (rows with fewer globals) read as zero
+        return out, local_probs, g_probs * valid
+    return out, local_probs, None

@@ -110,4 +110,5 @@ def _load(auto_class, src: str):
     try:
         return auto_class.from_pretrained(src)
     except OSError as error:
-        raise ValueError(f"cannot read {auto_class.__name__.removeprefix('Auto').lower()} from {src!r}: {error}") from error
+        what = auto_class.__name__.removeprefix("Auto").lower()
+        raise ValueError(f"cannot read {what} from {src!r}: {error}") from error

@@ -69,7 +69,7 @@ class LongformerTarget(ConversionTarget):
         # BERT-style vocabularies have no <s>/</s>: [CLS] opens a sequence and [SEP] closes it.
         bos = _first_id(getattr(source_config, "bos_token_id", None), tokenizer.bos_token_id, tokenizer.cls_token_id)
         eos = _first_id(getattr(source_config, "eos_token_id", None), tokenizer.eos_token_id, sep)
-        carried = {field: getattr(source_config, field) for field in CARRIED_CONFIG_FIELDS if hasattr(source_config, field)}
+        carried = {f: getattr(source_config, f) for f in CARRIED_CONFIG_FIELDS if hasattr(source_config, f)}
         return LongformerConfig(
             **carried,
             attention_window=window,

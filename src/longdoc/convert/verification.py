@@ -43,7 +43,8 @@ class VerificationReport:
             text += f", of MLM logits {self.logits_max_abs_diff:.2e}"
         rows = " and ".join(str(n) for n in self.lengths)
         verdict = "<=" if self.passed else ">"
-        return f"{text} {verdict} {self.tolerance:g} (batch of {len(self.lengths)}, {rows} tokens; {self.seconds:.1f} s)"
+        batch = f"batch of {len(self.lengths)}, {rows} tokens; {self.seconds:.1f} s"
+        return f"{text} {verdict} {self.tolerance:g} ({batch})"
 
 
 def random_batch(vocab_size: int, pad_token_id: int, length: int, seed: int = 0):
