@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from longdoc.attention import sliding_window
 from longdoc.attention import (
     GlobalTokens,
     LongformerPattern,
@@ -39,7 +40,10 @@ def run_fast(tensors, pattern, **kw):
 
 @pytest.mark.parametrize("window,block", [(2, None), (6, None), (10, 4), (8, 3), (4, 16), (100, None), (512, None)])
 @pytest.mark.parametrize("t", [45, 64, 1])
-def test_forward_matches_oracle_both_paths(window, block, t):
+@pytest.mark.parametrize("inference_path", ["flash_cpu_views", "gathered_blocks"])
+def test_forward_matches_oracle_every_path(window, block, t, inference_path, monkeypatch):
+    if inference_path == "gathered_blocks":  # the path other devices take
+        monkeypatch.setattr(sliding_window, "_FLASH_CPU", None)
     tensors, pattern = make_case(t=t, window=window, pad_from=(None, min(30, t), None),
                                  globals_per_row=((0,), (0,), ()) if t < 20 else ((0, 5, 17), (0,), ()))
     ref, ref_local, _ = dense_longformer_attention(*tensors, pattern)

@@ -8,7 +8,8 @@ kernel to the dense oracle through it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 
@@ -80,6 +81,12 @@ class LongformerPattern:
     window: SlidingWindow
     is_token: torch.Tensor
     globals: GlobalTokens
+    # derived tensors (block masks...) shared by every layer of one forward pass
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def with_window(self, window: SlidingWindow) -> "LongformerPattern":
+        """The same tokens under another window (per-layer windows); shares the cache."""
+        return LongformerPattern(window, self.is_token, self.globals, self.cache)
 
     @classmethod
     def build(cls, window: int | SlidingWindow, is_token: torch.Tensor, is_global: torch.Tensor | None = None):
@@ -94,7 +101,7 @@ class LongformerPattern:
             )
         return cls(window, is_token, GlobalTokens.from_mask(is_global.bool() & is_token))
 
-    @property
+    @cached_property
     def is_global(self) -> torch.Tensor:
         return self.globals.to_mask(self.is_token.shape[1])
 

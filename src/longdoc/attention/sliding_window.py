@@ -7,9 +7,11 @@ Queries are cut into blocks of `b` rows; block i attends to the g global keys pl
 then copies the result through several diagonal re-layouts. Blocks are processed a chunk at
 a time so no intermediate grows with the whole sequence.
 
-Two paths, same numbers:
-* inference (no autograd, no dropout, no probabilities): PyTorch's fused CPU/GPU
-  scaled_dot_product_attention on each chunk of blocks;
+Three paths, same numbers:
+* CPU inference (no autograd, no dropout, no probabilities): PyTorch's fused CPU attention
+  kernel reads overlapping strided views of K and V, so no key block is ever copied; the
+  global keys are attended separately and merged through the row log-sum-exps;
+* other devices' inference: fused scaled_dot_product_attention on gathered key blocks;
 * everything else: `_BlockedAttention`, an autograd Function that saves only q, k, v, the
   output and the row log-sum-exp, and recomputes block scores in backward (flash-attention
   style), with dropout masks regenerated from a saved seed.
@@ -50,6 +52,7 @@ class _Geometry:
     g_valid: torch.Tensor  # (B, G) bool
     rel_ok: torch.Tensor  # (b, span) bool: key slot s is inside the window of row r
     diag: torch.Tensor  # (b, span) bool: the slot of row r itself
+    cache: dict  # additive masks per dtype
 
     @property
     def span(self) -> int:
@@ -63,6 +66,13 @@ class _Geometry:
     def build(cls, pattern: LongformerPattern, block_size: int | None, device) -> "_Geometry":
         w = pattern.window.one_sided
         b = block_size or default_block_size(w)
+        key = ("geometry", w, b)
+        if key not in pattern.cache:  # once per window per forward pass, not once per layer
+            pattern.cache[key] = cls._build(pattern, w, b, device)
+        return pattern.cache[key]
+
+    @classmethod
+    def _build(cls, pattern: LongformerPattern, w: int, b: int, device) -> "_Geometry":
         bsz, t = pattern.is_token.shape
         n_blocks = -(-t // b)
         tp = n_blocks * b
@@ -73,16 +83,30 @@ class _Geometry:
         s = torch.arange(b + 2 * w, device=device)[None, :]
         rel_ok = (s - r >= 0) & (s - r <= 2 * w)  # |(r) - (s - w)| <= w
         diag = s - r == w
-        return cls(b, w, t, n_blocks, key_ok, row_ok, pattern.globals.indices, pattern.globals.valid, rel_ok, diag)
+        return cls(b, w, t, n_blocks, key_ok, row_ok, pattern.globals.indices, pattern.globals.valid, rel_ok, diag,
+                   cache={})
 
-    def mask(self, c0: int, c1: int) -> torch.Tensor:
-        """(B, n, b, g + span) bool: allowed keys of blocks c0..c1-1. Padded rows may see their
+    def band_mask(self, c0: int, c1: int) -> torch.Tensor:
+        """(B, n, b, span) bool: allowed window keys of blocks c0..c1-1. Padded rows may see their
         own slot so that no row is empty (their output is zeroed afterwards)."""
         b, span = self.b, self.span
         keys = self.key_ok[:, c0 * b : c1 * b + 2 * self.w].unfold(1, span, b)  # (B, n, span)
         band = self.rel_ok & keys[:, :, None, :]  # (B, n, b, span)
         rows_bad = ~self.row_ok[:, c0 * b : c1 * b].view(-1, c1 - c0, b)  # (B, n, b)
-        band = band | (rows_bad[..., None] & self.diag)
+        return band | (rows_bad[..., None] & self.diag)
+
+    def band_bias(self, dtype) -> torch.Tensor:
+        """(B, nb, 1, b, span) additive mask (0 / -inf) of the whole sequence, cached per dtype."""
+        if dtype not in self.cache:
+            allowed = self.band_mask(0, self.n_blocks)[:, :, None]
+            self.cache[dtype] = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(
+                ~allowed, float("-inf"))
+        return self.cache[dtype]
+
+    def mask(self, c0: int, c1: int) -> torch.Tensor:
+        """(B, n, b, g + span) bool: allowed keys (global slots first) of blocks c0..c1-1."""
+        b = self.b
+        band = self.band_mask(c0, c1)
         if self.g == 0:
             return band
         glob = self.g_valid[:, None, None, :].expand(-1, c1 - c0, b, -1)  # (B, n, b, g)
@@ -156,6 +180,46 @@ def _sdpa_local(q, k, v, geo: _Geometry) -> torch.Tensor:
         o = F.scaled_dot_product_attention(qb.reshape(bsz * n, h, b, d), kb, vb, attn_mask=mask)
         outs.append(o.view(bsz, n, h, b, d))
     return _finish(outs, geo)
+
+
+_FLASH_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+
+
+def _flash_cpu_local(q, k, v, geo: _Geometry) -> torch.Tensor:
+    """CPU inference path: no key block is copied (see module docstring)."""
+    bsz, h, t, d = q.shape
+    b, w, nb, span = geo.b, geo.w, geo.n_blocks, geo.span
+    tp = nb * b
+    q_t = F.pad(q.transpose(1, 2), (0, 0, 0, 0, 0, tp - t))  # (B, Tp, H, D)
+    k_t = F.pad(k.transpose(1, 2), (0, 0, 0, 0, w, tp - t + w))  # (B, Tp + 2w, H, D)
+    v_t = F.pad(v.transpose(1, 2), (0, 0, 0, 0, w, tp - t + w))
+    bias = geo.band_bias(q.dtype)  # (B, nb, 1, b, span)
+    outs, lses = [], []
+    for row in range(bsz):  # one kernel call per batch row: the key views overlap within a row only
+        qb = q_t[row].view(nb, b, h, d).permute(0, 2, 1, 3)  # (nb, H, b, D)
+        kb = k_t[row].unfold(0, span, b).permute(0, 1, 3, 2)  # (nb, H, span, D), a view
+        vb = v_t[row].unfold(0, span, b).permute(0, 1, 3, 2)
+        o, lse = _FLASH_CPU(qb, kb, vb, attn_mask=bias[row])  # o (nb, H, b, D), lse (nb, H, b)
+        outs.append(o.transpose(1, 2).reshape(tp, h, d))
+        lses.append(lse.transpose(1, 2).reshape(tp, h))
+    out = torch.stack(outs)[:, :t].transpose(1, 2)  # (B, H, T, D)
+    if geo.g:
+        lse_band = torch.stack(lses)[:, :t].transpose(1, 2)  # (B, H, T)
+        out = _merge_global_keys(q, out, lse_band, geo.gather_globals(k), geo.gather_globals(v), geo)
+    return out.masked_fill(~geo.row_ok[:, None, :t, None], 0.0)
+
+
+def _merge_global_keys(q, out_band, lse_band, k_glob, v_glob, geo: _Geometry) -> torch.Tensor:
+    """Softmax over [globals | window] from the two parts' outputs and log-sum-exps."""
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    scores = _acc((q * scale) @ k_glob.transpose(-1, -2))  # (B, H, T, g)
+    scores = scores.masked_fill(~geo.g_valid[:, None, None, :], float("-inf"))
+    lse_glob = torch.logsumexp(scores, dim=-1)  # (B, H, T); -inf in rows without globals
+    total = torch.logaddexp(lse_band, lse_glob)
+    probs = torch.exp(scores - total[..., None]).nan_to_num_(0.0)  # already weighted by the merge
+    out_glob = probs.to(v_glob.dtype) @ v_glob  # (B, H, T, D)
+    w_band = torch.exp(lse_band - total)[..., None]
+    return (_acc(out_band) * w_band + _acc(out_glob)).to(q.dtype)
 
 
 class _BlockedAttention(torch.autograd.Function):
@@ -285,6 +349,8 @@ def local_attention(q, k, v, pattern: LongformerPattern, dropout_p: float = 0.0,
     geo = _Geometry.build(pattern, block_size, q.device)
     needs_grad = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))
     if not needs_grad and dropout_p == 0.0 and not return_probs:
+        if q.device.type == "cpu" and _FLASH_CPU is not None:
+            return _flash_cpu_local(q, k, v, geo), None
         return _sdpa_local(q, k, v, geo), None
     return _BlockedAttention.apply(q, k, v, geo, dropout_p, return_probs)
 

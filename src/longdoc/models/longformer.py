@@ -165,7 +165,7 @@ class LongformerSelfAttention(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor, pattern: LongformerPattern, output_attentions: bool = False):
         """hidden_states (B, T, C) -> (context (B, T, C), local_probs, global_probs)."""
-        pattern = LongformerPattern(self.window, pattern.is_token, pattern.globals)
+        pattern = pattern.with_window(self.window)
         q, k, v = (self._heads(p(hidden_states)) for p in (self.query, self.key, self.value))
         global_qkv = None
         if pattern.globals.count:
