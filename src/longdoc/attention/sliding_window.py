@@ -14,7 +14,7 @@ Three paths, same numbers:
 * other devices' inference: fused scaled_dot_product_attention on gathered key blocks;
 * everything else: `_BlockedAttention`, an autograd Function that saves only q, k, v, the
   output and the row log-sum-exp, and recomputes block scores in backward (flash-attention
-  style), with dropout masks regenerated from a saved seed.
+  style); with dropout it keeps one bool per score instead of the fp32 probabilities.
 
 Shapes: B batch, H heads, T tokens, D head size, g global tokens, w one-sided window.
 """
@@ -96,12 +96,19 @@ class _Geometry:
         return band | (rows_bad[..., None] & self.diag)
 
     def band_bias(self, dtype) -> torch.Tensor:
-        """(B, nb, 1, b, span) additive mask (0 / -inf) of the whole sequence, cached per dtype."""
-        if dtype not in self.cache:
-            allowed = self.band_mask(0, self.n_blocks)[:, :, None]
-            self.cache[dtype] = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill_(
-                ~allowed, float("-inf"))
-        return self.cache[dtype]
+        """(B, nb, 1, b, span) additive mask (0 / -inf) of the window keys, cached per dtype."""
+        return self._additive("band", self.band_mask, dtype)
+
+    def bias(self, dtype) -> torch.Tensor:
+        """(B, nb, 1, b, g + span) additive mask of global and window keys, cached per dtype."""
+        return self._additive("all", self.mask, dtype)
+
+    def _additive(self, name, allowed_fn, dtype) -> torch.Tensor:
+        if (name, dtype) not in self.cache:
+            allowed = allowed_fn(0, self.n_blocks)[:, :, None]
+            zeros = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+            self.cache[(name, dtype)] = zeros.masked_fill_(~allowed, float("-inf"))
+        return self.cache[(name, dtype)]
 
     def mask(self, c0: int, c1: int) -> torch.Tensor:
         """(B, n, b, g + span) bool: allowed keys (global slots first) of blocks c0..c1-1."""
@@ -223,85 +230,84 @@ def _merge_global_keys(q, out_band, lse_band, k_glob, v_glob, geo: _Geometry) ->
 
 
 class _BlockedAttention(torch.autograd.Function):
-    """Local rows (window + global keys) with recompute in backward. Saves O(T) tensors."""
+    """Local rows (window + global keys) with recompute in backward. Saves O(T) tensors: q, k, v,
+    the output, one log-sum-exp per row and, with dropout, a bool keep-mask per score."""
 
     @staticmethod
     def forward(ctx, q, k, v, geo: _Geometry, dropout_p: float, want_probs: bool):
         scale = 1.0 / math.sqrt(q.shape[-1])
-        seed = int(torch.randint(0, 2**62, (1,)).item()) if dropout_p > 0 else 0
-        gen = _generator(q.device, seed) if dropout_p > 0 else None
-        q_pad, k_pad, v_pad = geo.pad_queries(q), geo.pad_keys(k), geo.pad_keys(v)
+        q_pad = geo.pad_queries(q) * scale  # pre-scaled once, as the reference does
+        k_pad, v_pad = geo.pad_keys(k), geo.pad_keys(v)
         k_glob, v_glob = geo.gather_globals(k), geo.gather_globals(v)
-        outs, lses, probs_out = [], [], []
+        bias = geo.bias(_acc(q[:0]).dtype)  # (B, nb, 1, b, g + span)
+        outs, lses, keeps, probs_out = [], [], [], []
         for c0, c1 in geo.chunks():
-            qb = geo.query_blocks(q_pad, c0, c1)  # (B, n, H, b, D)
             kb = geo.key_blocks(k_pad, k_glob, c0, c1)  # (B, n, H, g + span, D)
             vb = geo.key_blocks(v_pad, v_glob, c0, c1)
-            scores = _acc((qb * scale) @ kb.transpose(-1, -2))  # (B, n, H, b, g + span)
-            scores = scores.masked_fill(~geo.mask(c0, c1)[:, :, None], float("-inf"))
+            scores = _acc(geo.query_blocks(q_pad, c0, c1) @ kb.transpose(-1, -2))  # (B, n, H, b, g + span)
+            scores += bias[:, c0:c1]
             lse = torch.logsumexp(scores, dim=-1, keepdim=True)  # (B, n, H, b, 1)
-            probs = torch.exp(scores - lse)
+            probs = scores.sub_(lse).exp_()
             if want_probs:
                 probs_out.append(_band_probs(probs, geo))
-            if gen is not None:
-                probs = probs * _keep_mask(probs.shape, dropout_p, gen, probs.device)
-            outs.append(probs.to(v.dtype) @ vb)
+            if dropout_p > 0:
+                keep = torch.rand(probs.shape, device=probs.device) >= dropout_p
+                keeps.append(keep)
+                probs = probs.masked_fill_(~keep, 0.0)
+            out = probs.to(v.dtype) @ vb  # (B, n, H, b, D)
+            outs.append(out / (1.0 - dropout_p) if dropout_p > 0 else out)
             lses.append(lse)
         out = _finish(outs, geo)
-        ctx.geo, ctx.dropout_p, ctx.seed = geo, dropout_p, seed
-        ctx.save_for_backward(q, k, v, out, torch.cat(lses, dim=1))
-        probs = None
-        if want_probs:
-            probs = _finish_probs(probs_out, geo)
+        ctx.geo, ctx.dropout_p = geo, dropout_p
+        ctx.save_for_backward(q, k, v, out, torch.cat(lses, dim=1), *keeps)
+        probs = _finish_probs(probs_out, geo) if want_probs else None
         ctx.mark_non_differentiable(*([probs] if probs is not None else []))
         return out, probs
 
     @staticmethod
     def backward(ctx, grad_out, _grad_probs):
-        q, k, v, out, lse = ctx.saved_tensors
+        q, k, v, out, lse, *keeps = ctx.saved_tensors
         geo, p = ctx.geo, ctx.dropout_p
         scale = 1.0 / math.sqrt(q.shape[-1])
-        gen = _generator(q.device, ctx.seed) if p > 0 else None
+        acc = _acc(q[:0]).dtype
         grad_out = grad_out.masked_fill(~geo.row_ok[:, None, : geo.t, None], 0.0)
-        q_pad, k_pad, v_pad = geo.pad_queries(q), geo.pad_keys(k), geo.pad_keys(v)
+        q_pad, k_pad, v_pad = geo.pad_queries(q) * scale, geo.pad_keys(k), geo.pad_keys(v)
         k_glob, v_glob = geo.gather_globals(k), geo.gather_globals(v)
         do_pad, o_pad = geo.pad_queries(grad_out), geo.pad_queries(out)
-        acc = torch.promote_types(q.dtype, torch.float32)
+        bias = geo.bias(acc)
         dq_pad = torch.zeros_like(q_pad, dtype=acc)
         dk_pad = torch.zeros_like(k_pad, dtype=acc)
         dv_pad = torch.zeros_like(v_pad, dtype=acc)
-        dk_glob = dv_glob = None
-        if geo.g:
-            dk_glob = torch.zeros_like(k_glob, dtype=acc)
-            dv_glob = torch.zeros_like(v_glob, dtype=acc)
+        dk_glob = torch.zeros_like(k_glob, dtype=acc) if geo.g else None
+        dv_glob = torch.zeros_like(v_glob, dtype=acc) if geo.g else None
         b, span = geo.b, geo.span
-        for c0, c1 in geo.chunks():
-            qb = geo.query_blocks(q_pad, c0, c1)
+        for i, (c0, c1) in enumerate(geo.chunks()):
+            qb = geo.query_blocks(q_pad, c0, c1)  # (B, n, H, b, D), scaled
             kb = geo.key_blocks(k_pad, k_glob, c0, c1)
             vb = geo.key_blocks(v_pad, v_glob, c0, c1)
-            dob = geo.query_blocks(do_pad, c0, c1)  # (B, n, H, b, D)
-            ob = geo.query_blocks(o_pad, c0, c1)
-            scores = _acc((qb * scale) @ kb.transpose(-1, -2))
-            scores = scores.masked_fill(~geo.mask(c0, c1)[:, :, None], float("-inf"))
-            probs = torch.exp(scores - lse[:, c0:c1])  # (B, n, H, b, g + span)
+            dob = geo.query_blocks(do_pad, c0, c1)
+            scores = _acc(qb @ kb.transpose(-1, -2))
+            scores += bias[:, c0:c1]
+            probs = scores.sub_(lse[:, c0:c1]).exp_()  # (B, n, H, b, g + span)
             d_probs = _acc(dob @ vb.transpose(-1, -2))
             kept = probs
-            if gen is not None:
-                keep = _keep_mask(probs.shape, p, gen, probs.device)
-                kept = probs * keep
-                d_probs = d_probs * keep
-            row_dot = (_acc(dob) * _acc(ob)).sum(-1, keepdim=True)  # (B, n, H, b, 1)
-            d_scores = probs * (d_probs - row_dot)
-            ds = d_scores.to(q.dtype)
+            if p > 0:  # out = (P * keep) V / (1 - p)
+                drop = ~keeps[i]
+                kept = probs.masked_fill(drop, 0.0)
+                d_probs = d_probs.masked_fill_(drop, 0.0).div_(1.0 - p)
+            dvb = _acc(kept.to(v.dtype).transpose(-1, -2) @ dob)  # before probs is overwritten below
+            if p > 0:
+                dvb /= 1.0 - p
+            row_dot = (_acc(dob) * _acc(geo.query_blocks(o_pad, c0, c1))).sum(-1, keepdim=True)  # (B, n, H, b, 1)
+            ds = probs.mul_(d_probs.sub_(row_dot)).to(q.dtype)  # dL/dscores
             dqb = _acc(ds @ kb) * scale  # (B, n, H, b, D)
-            dkb = _acc(ds.transpose(-1, -2) @ qb) * scale  # (B, n, H, g + span, D)
-            dvb = _acc(kept.to(v.dtype).transpose(-1, -2) @ dob)
+            dkb = _acc(ds.transpose(-1, -2) @ qb)  # (B, n, H, g + span, D); qb carries the scale
             bsz, n, h, _, d = dqb.shape
             dq_pad[:, :, c0 * b : c1 * b] = dqb.permute(0, 2, 1, 3, 4).reshape(bsz, h, n * b, d)
             pos = (torch.arange(c0, c1, device=q.device)[:, None] * b + torch.arange(span, device=q.device)).flatten()
-            for acc, blocks, acc_glob in ((dk_pad, dkb, dk_glob), (dv_pad, dvb, dv_glob)):
+            for acc_band, blocks, acc_glob in ((dk_pad, dkb, dk_glob), (dv_pad, dvb, dv_glob)):
                 band = blocks[:, :, :, geo.g :].permute(0, 2, 1, 3, 4).reshape(bsz, h, n * span, d)
-                acc.index_add_(2, pos, band)
+                acc_band.index_add_(2, pos, band)
                 if acc_glob is not None:
                     acc_glob += blocks[:, :, :, : geo.g].sum(dim=1)
         t, w = geo.t, geo.w
@@ -325,18 +331,6 @@ def _finish_probs(chunks: list[torch.Tensor], geo: _Geometry) -> torch.Tensor:
 def _acc(x: torch.Tensor) -> torch.Tensor:
     """Scores and softmax in fp32 for half types, in the input's own precision otherwise."""
     return x.to(torch.promote_types(x.dtype, torch.float32))
-
-
-def _generator(device, seed: int) -> torch.Generator:
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
-    return gen
-
-
-def _keep_mask(shape, p: float, gen: torch.Generator, device) -> torch.Tensor:
-    """Inverted-dropout multiplier: 0 with probability p, else 1 / (1 - p)."""
-    keep = torch.rand(shape, generator=gen, device=device) >= p
-    return keep.float() / (1.0 - p)
 
 
 def local_attention(q, k, v, pattern: LongformerPattern, dropout_p: float = 0.0, return_probs: bool = False,
