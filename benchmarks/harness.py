@@ -1,0 +1,367 @@
+"""The harness every benchmark script shares.
+
+* machine peak: the fastest dense matmul PyTorch reaches on this machine, per dtype, so that
+  model FLOP utilisation (MFU = counted FLOPs / time / peak) is measured, not taken from a spec sheet;
+* timing: one full-size warm-up per implementation, then rounds in A B B A order (drift and
+  thermal effects hit every implementation alike), median seconds per call;
+* peak memory: each measurement in a fresh process (`probe_memory_in_subprocesses`) so that
+  allocator caches and earlier runs cannot hide or inflate the peak;
+* FLOP counts for a Longformer encoder: useful FLOPs only, the same for every implementation;
+* results: a table on stdout, CSV + Markdown companion + PNG plot under benchmarks/results/.
+
+Ratios are always ours / peer: > 1 means faster for tokens/s, < 1 means smaller for memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import psutil
+import torch
+import torch.nn.functional as F
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+MEMORY_PROBE_FLAG = "--memory-probe"
+_PROBE_TAG = "MEMORY_PROBE_RESULT "
+MIB = 2**20
+
+
+# ---------------------------------------------------------------------------------------------
+# Machine peak
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def matmul_peak_gflops(dtype: torch.dtype, device: str = "cpu", min_seconds: float = 0.2,
+                       max_size: int = 4096, repeats: int = 5) -> float:
+    """Best GFLOP/s of a square matmul in `dtype`.
+
+    The size doubles from 256 until one product takes `min_seconds` (so slow dtypes, e.g. bf16
+    on a CPU without bf16 instructions, do not take minutes). Both `torch.matmul` and
+    `F.linear` are tried: on CPU they reach different kernels (bf16 linear goes to oneDNN
+    and can be 10x faster than bf16 matmul), and the model uses both.
+    """
+    size = 256
+    while True:
+        a = torch.randn(size, size, device=device).to(dtype)
+        b = torch.randn(size, size, device=device).to(dtype)
+        kernels = (lambda: torch.matmul(a, b), lambda: F.linear(a, b))
+        best = min(_best_time(kernel, device, 1) for kernel in kernels)
+        if best >= min_seconds or size >= max_size:
+            break
+        size *= 2
+    best = min(_best_time(kernel, device, repeats) for kernel in kernels)
+    return 2 * size**3 / best / 1e9
+
+
+def _best_time(fn: Callable[[], object], device: str, repeats: int) -> float:
+    fn()  # warm-up: kernel selection, page faults
+    return min(_timed(fn, device) for _ in range(repeats))
+
+
+def _timed(fn: Callable[[], object], device: str) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing
+
+
+def time_interleaved(workloads: dict[str, Callable[[], object]], rounds: int, device: str = "cpu",
+                     budget_s: float | None = None) -> tuple[dict[str, float], int]:
+    """Median seconds per call of each workload, and the number of rounds run.
+
+    Each workload first runs once at full size (warm-up), then every round runs them in the
+    order A B ... ... B A, so each gets 2 samples per round, spread evenly over the run.
+    With `budget_s`, slow workloads get fewer rounds (at least one) so the timing stays within it.
+    """
+    names = list(workloads)
+    warm_up = sum(_timed(workloads[name], device) for name in names)
+    if budget_s is not None:
+        rounds = max(1, min(rounds, int(budget_s // (2 * warm_up))))
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(rounds):
+        for name in names + names[::-1]:
+            samples[name].append(_timed(workloads[name], device))
+    return {name: statistics.median(times) for name, times in samples.items()}, rounds
+
+
+# ---------------------------------------------------------------------------------------------
+# Peak memory
+
+
+class _RssSampler(threading.Thread):
+    """Samples RSS every millisecond: the fallback where the kernel's peak counter cannot be
+    reset, and a cross-check where it can (the kernel updates its counters in batches).
+    Torch kernels release the GIL, so sampling keeps going during long operations."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.process = psutil.Process()
+        self.peak = self.process.memory_info().rss
+        self.stopped = threading.Event()
+
+    def run(self):
+        while not self.stopped.wait(0.001):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+
+def _reset_peak_rss() -> bool:
+    """Linux >= 4.0: writing 5 to clear_refs resets VmHWM (the peak RSS) to the current RSS."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _vm_hwm_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("VmHWM missing from /proc/self/status")
+
+
+def measure_peak_memory(workload: Callable[[], object], device: str = "cpu") -> dict:
+    """Runs `workload` once; returns {"peak_bytes": peak growth over the memory held before the
+    call, "method": how it was measured}. Call it in a fresh process, after set-up."""
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        workload()
+        torch.cuda.synchronize()
+        return {"peak_bytes": torch.cuda.max_memory_allocated() - base, "method": "cuda max_memory_allocated"}
+    base = psutil.Process().memory_info().rss
+    hwm_reset = _reset_peak_rss()
+    sampler = _RssSampler()
+    sampler.start()
+    workload()
+    sampler.stopped.set()
+    sampler.join()
+    peaks = {"sampled rss": sampler.peak}
+    if hwm_reset:
+        peaks["VmHWM"] = _vm_hwm_bytes()
+    method = max(peaks, key=peaks.get)  # each source is a lower bound of the true peak
+    return {"peak_bytes": peaks[method] - base, "method": method}
+
+
+def probe_memory_in_subprocesses(script: str | Path, specs: list[dict], jobs: int = 2) -> list[dict]:
+    """Runs `python script --memory-probe JSON` in a fresh interpreter for each spec, `jobs` at a
+    time, and returns the dicts the script printed with `report_memory_probe`. Processes do not
+    share memory, so side by side they leave each other's peaks unchanged; but run them after
+    the timings, never during."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def probe(spec: dict) -> dict:
+        cmd = [sys.executable, str(script), MEMORY_PROBE_FLAG, json.dumps(spec)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        for line in done.stdout.splitlines():
+            if line.startswith(_PROBE_TAG):
+                return json.loads(line[len(_PROBE_TAG):])
+        raise RuntimeError(f"memory probe failed (exit {done.returncode}): {' '.join(cmd)}\n{done.stderr[-3000:]}")
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(probe, specs))
+
+
+def report_memory_probe(result: dict) -> None:
+    print(_PROBE_TAG + json.dumps(result), flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# FLOP counts (forward pass; a training step counts TRAIN_STEP_FLOP_FACTOR times these)
+
+TRAIN_STEP_FLOP_FACTOR = 3  # backward = 2 x forward (gradients w.r.t. inputs and weights)
+
+
+def _global_projection_flops(tokens: int, hidden: int, n_global: int) -> int:
+    """k_global and v_global over all tokens, q_global on the g global rows."""
+    return 2 * 2 * tokens * hidden * hidden + 2 * n_global * hidden * hidden
+
+
+def _attention_flops(tokens: int, hidden: int, window: int, n_global: int) -> int:
+    """Scores and weighted sum: every row over its 2w + 1 window keys and the g global keys
+    (w = window // 2), plus the g global rows over all T keys. Only useful FLOPs: neither the
+    extra keys of a blocked or chunked kernel nor padding count."""
+    one_sided = window // 2
+    return 2 * 2 * tokens * (2 * one_sided + 1 + n_global) * hidden + 2 * 2 * n_global * tokens * hidden
+
+
+def longformer_self_attention_flops(tokens: int, hidden: int, window: int, n_global: int) -> float:
+    """One self-attention module: local Q/K/V projections, global projections, attention
+    (the output dense belongs to the layer, not to this module)."""
+    qkv = 2 * tokens * 3 * hidden * hidden
+    return float(qkv + _global_projection_flops(tokens, hidden, n_global) + _attention_flops(tokens, hidden, window, n_global))
+
+
+def longformer_encoder_flops(tokens: int, layers: int, hidden: int, ffn: int, window: int, n_global: int) -> float:
+    """Encoder forward: per layer the linear layers 2*T*(4*h*h + 2*h*ffn) (Q, K, V, output dense,
+    two feed-forward matrices), the global projections and the attention."""
+    linear = 2 * tokens * (4 * hidden * hidden + 2 * hidden * ffn)
+    per_layer = linear + _global_projection_flops(tokens, hidden, n_global) + _attention_flops(tokens, hidden, window, n_global)
+    return float(layers * per_layer)
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class Measurement:
+    """One implementation on one case."""
+
+    seconds: float  # median per call
+    tokens: int  # tokens per call
+    flops: float  # counted useful FLOPs per call
+    peak_gflops: float  # measured machine peak for the case's dtype
+    peak_bytes: float | None = None  # peak memory growth of one call
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds
+
+    @property
+    def mfu(self) -> float:
+        return self.flops / self.seconds / (self.peak_gflops * 1e9)
+
+    @property
+    def peak_mib(self) -> float | None:
+        return None if self.peak_bytes is None else self.peak_bytes / MIB
+
+
+@dataclass
+class Comparison:
+    case: str
+    seq_len: int
+    ours: Measurement | None
+    peer: Measurement | None
+    rounds: int = 0  # A B B A rounds timed
+    note: str = ""
+
+    def row(self) -> dict:
+        o, p = self.ours, self.peer
+        row = {"case": self.case, "seq_len": self.seq_len, "rounds": self.rounds}
+        for side, m in (("ours", o), ("peer", p)):
+            row[f"{side}_s_per_call"] = _fmt(m and m.seconds, "{:.4g}")
+            row[f"{side}_tokens_per_s"] = _fmt(m and m.tokens_per_s, "{:.1f}")
+            row[f"{side}_mfu_pct"] = _fmt(m and 100 * m.mfu, "{:.2f}")
+            row[f"{side}_peak_mib"] = _fmt(m and m.peak_mib, "{:.1f}")
+        row["speed_ratio"] = _fmt(o and p and o.tokens_per_s / p.tokens_per_s, "{:.2f}")
+        both_mem = o and p and o.peak_bytes is not None and p.peak_bytes
+        row["memory_ratio"] = _fmt(both_mem and o.peak_bytes / p.peak_bytes, "{:.2f}")
+        row["gflop_per_call"] = _fmt((o or p) and (o or p).flops / 1e9, "{:.1f}")
+        row["note"] = self.note
+        return row
+
+
+def _fmt(value, pattern: str) -> str:
+    return "" if value is None or value is False else pattern.format(value)
+
+
+TABLE_COLUMNS = (  # (header, row key)
+    ("case", "case"), ("T", "seq_len"), ("rounds", "rounds"),
+    ("ours tok/s", "ours_tokens_per_s"), ("peer tok/s", "peer_tokens_per_s"), ("speed x", "speed_ratio"),
+    ("ours MFU%", "ours_mfu_pct"), ("peer MFU%", "peer_mfu_pct"),
+    ("ours MiB", "ours_peak_mib"), ("peer MiB", "peer_peak_mib"), ("mem x", "memory_ratio"), ("note", "note"),
+)
+
+
+def format_table(comparisons: list[Comparison]) -> str:
+    rows = [[str(c.row()[key]) for _, key in TABLE_COLUMNS] for c in comparisons]
+    headers = [h for h, _ in TABLE_COLUMNS]
+    widths = [max(len(x) for x in col) for col in zip(headers, *rows)]
+    lines = ["  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip() for line in [headers, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def machine_description(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name()
+    name = platform.processor() or platform.machine()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
+    return f"{name}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}"
+
+
+def write_results(comparisons: list[Comparison], stem: str, out_dir: Path, command: str, context: dict,
+                  peer_name: str) -> list[Path]:
+    """Writes <stem>.csv, <stem>.md (command, context, table) and <stem>.png; returns the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = [c.row() for c in comparisons]
+    csv_path, md_path, png_path = (out_dir / f"{stem}.{ext}" for ext in ("csv", "md", "png"))
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [f"# {stem}: ours vs {peer_name}", "", "Reproduce:", "", "```", command, "```", ""]
+    lines += [f"- {key}: {value}" for key, value in context.items()]
+    lines += ["", "Ratios are ours / peer (speed > 1: ours faster; memory < 1: ours smaller).", "",
+              "```", format_table(comparisons), "```", ""]
+    md_path.write_text("\n".join(lines))
+    plot_comparisons(comparisons, png_path, title=f"{stem}: ours vs {peer_name}", peer_name=peer_name)
+    return [csv_path, md_path, png_path]
+
+
+def plot_comparisons(comparisons: list[Comparison], path: Path, title: str, peer_name: str) -> None:
+    """2 x 2 panels: tokens/s, MFU, peak memory (ours and peer side by side), and the ratios."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{c.case} {c.seq_len}" for c in comparisons]
+    x = list(range(len(labels)))
+    fig, axes = plt.subplots(2, 2, figsize=(max(10, 1.6 * len(labels) + 2), 8))
+    panels = (("tokens / s", lambda m: m.tokens_per_s, True), ("MFU %", lambda m: 100 * m.mfu, False),
+              ("peak memory growth (MiB)", lambda m: m.peak_mib, True))
+    for ax, (name, metric, log) in zip(axes.flat, panels):
+        for offset, side, colour in ((-0.2, "ours", "tab:blue"), (0.2, "peer", "tab:orange")):
+            values = [_metric_or_nan(getattr(c, side), metric) for c in comparisons]
+            ax.bar([i + offset for i in x], values, width=0.4, color=colour, label=side if side == "ours" else peer_name)
+        ax.set_title(name)
+        ax.set_yscale("log" if log else "linear")
+    ratios = axes.flat[3]
+    for offset, key, colour, name in ((-0.2, "speed_ratio", "tab:green", "speed (tokens/s)"),
+                                      (0.2, "memory_ratio", "tab:purple", "peak memory")):
+        values = [float(c.row()[key] or "nan") for c in comparisons]
+        ratios.bar([i + offset for i in x], values, width=0.4, color=colour, label=name)
+    ratios.axhline(1.0, color="black", linewidth=0.8)
+    ratios.set_title("ours / peer")
+    for ax in axes.flat:
+        ax.set_xticks(x, labels, fontsize=7, rotation=30, ha="right")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _metric_or_nan(m: Measurement | None, metric) -> float:
+    value = None if m is None else metric(m)
+    return float("nan") if value is None else value
