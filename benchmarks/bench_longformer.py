@@ -163,11 +163,11 @@ def make_workload(case: str, side: str, module: torch.nn.Module, seq_len: int, k
 
 
 def case_flops(case: str, seq_len: int, kwargs: dict) -> float:
-    h, window = kwargs["hidden_size"], kwargs["attention_window"]
+    h, window, heads = kwargs["hidden_size"], kwargs["attention_window"], kwargs["num_attention_heads"]
     if case == "attention_op":
-        return harness.longformer_self_attention_flops(seq_len, h, window, N_GLOBAL)
+        return harness.longformer_self_attention_flops(seq_len, h, window, N_GLOBAL, heads)
     forward = harness.longformer_encoder_flops(seq_len, kwargs["num_hidden_layers"], h,
-                                               kwargs["intermediate_size"], window, N_GLOBAL)
+                                               kwargs["intermediate_size"], window, N_GLOBAL, heads)
     return forward * (harness.TRAIN_STEP_FLOP_FACTOR if case == "train_step_fp32" else 1)
 
 

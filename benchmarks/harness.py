@@ -197,31 +197,39 @@ def report_memory_probe(result: dict) -> None:
 TRAIN_STEP_FLOP_FACTOR = 3  # backward = 2 x forward (gradients w.r.t. inputs and weights)
 
 
-def _global_projection_flops(tokens: int, hidden: int, n_global: int) -> int:
-    """k_global and v_global over all tokens, q_global on the g global rows."""
-    return 2 * 2 * tokens * hidden * hidden + 2 * n_global * hidden * hidden
+def _global_rows_flops(tokens: int, hidden: int, heads: int, n_global: int) -> int:
+    """The g global tokens' rows: q_global on those rows, then the cheaper of two exact ways to
+    attend over all T keys: project every token's global key and value (4*T*h*h) and attend
+    (4*g*T*h), or fold the projections into the queries (4*g*heads*T*h). Useful work is the
+    cheaper one, whichever an implementation does."""
+    projected = 2 * 2 * tokens * hidden * hidden + 2 * 2 * n_global * tokens * hidden
+    folded = 2 * 2 * n_global * heads * tokens * hidden
+    return 2 * n_global * hidden * hidden + min(projected, folded)
 
 
 def _attention_flops(tokens: int, hidden: int, window: int, n_global: int) -> int:
-    """Scores and weighted sum: every row over its 2w + 1 window keys and the g global keys
-    (w = window // 2), plus the g global rows over all T keys. Only useful FLOPs: neither the
-    extra keys of a blocked or chunked kernel nor padding count."""
+    """Scores and weighted sum of the local rows: each over its 2w + 1 window keys and the g
+    global keys (w = window // 2). Only useful FLOPs: neither the extra keys of a blocked or
+    chunked kernel nor padding count."""
     one_sided = window // 2
-    return 2 * 2 * tokens * (2 * one_sided + 1 + n_global) * hidden + 2 * 2 * n_global * tokens * hidden
+    return 2 * 2 * tokens * (2 * one_sided + 1 + n_global) * hidden
 
 
-def longformer_self_attention_flops(tokens: int, hidden: int, window: int, n_global: int) -> float:
-    """One self-attention module: local Q/K/V projections, global projections, attention
-    (the output dense belongs to the layer, not to this module)."""
+def longformer_self_attention_flops(tokens: int, hidden: int, window: int, n_global: int, heads: int) -> float:
+    """One self-attention module: local Q/K/V projections, local rows, global rows (the output
+    dense belongs to the layer, not to this module)."""
     qkv = 2 * tokens * 3 * hidden * hidden
-    return float(qkv + _global_projection_flops(tokens, hidden, n_global) + _attention_flops(tokens, hidden, window, n_global))
+    return float(qkv + _attention_flops(tokens, hidden, window, n_global)
+                 + _global_rows_flops(tokens, hidden, heads, n_global))
 
 
-def longformer_encoder_flops(tokens: int, layers: int, hidden: int, ffn: int, window: int, n_global: int) -> float:
+def longformer_encoder_flops(tokens: int, layers: int, hidden: int, ffn: int, window: int, n_global: int,
+                             heads: int) -> float:
     """Encoder forward: per layer the linear layers 2*T*(4*h*h + 2*h*ffn) (Q, K, V, output dense,
-    two feed-forward matrices), the global projections and the attention."""
+    two feed-forward matrices), the local rows and the global rows."""
     linear = 2 * tokens * (4 * hidden * hidden + 2 * hidden * ffn)
-    per_layer = linear + _global_projection_flops(tokens, hidden, n_global) + _attention_flops(tokens, hidden, window, n_global)
+    per_layer = (linear + _attention_flops(tokens, hidden, window, n_global)
+                 + _global_rows_flops(tokens, hidden, heads, n_global))
     return float(layers * per_layer)
 
 

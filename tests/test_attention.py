@@ -10,6 +10,8 @@ from longdoc.attention import (
     LongformerPattern,
     SlidingWindow,
     dense_longformer_attention,
+    global_attention,
+    global_attention_factored,
     longformer_attention,
 )
 
@@ -174,3 +176,37 @@ def test_memory_grows_linearly_with_length(grad):
         sizes[t] = probe.largest
     assert sizes[4096] < 1024 * 4096  # far below one T x T matrix of the short input
     assert sizes[4096] <= 4.5 * sizes[1024]
+
+
+@pytest.mark.parametrize("dropout_p", [0.0, 0.3])
+def test_factored_global_rows_equal_projected_ones(dropout_p):
+    """Skipping the global key/value projections changes nothing but rounding, gradients included."""
+    torch.manual_seed(0)
+    b, h, t, d = 2, 3, 21, 4
+    hidden = torch.randn(b, t, h * d, dtype=torch.float64, requires_grad=True)
+    key, value = torch.nn.Linear(h * d, h * d).double(), torch.nn.Linear(h * d, h * d).double()
+    is_token = torch.ones(b, t, dtype=torch.bool)
+    is_token[1, 15:] = False
+    is_global = torch.zeros(b, t, dtype=torch.bool)
+    is_global[0, [0, 4]] = True
+    is_global[1, 2] = True
+    pattern = LongformerPattern.build(8, is_token, is_global)
+    q_glob = torch.randn(b, h, pattern.globals.count, d, dtype=torch.float64, requires_grad=True)
+    heads = lambda x: x.view(b, t, h, d).transpose(1, 2)
+
+    def projected():
+        torch.manual_seed(7)
+        return global_attention(q_glob, heads(key(hidden)), heads(value(hidden)), pattern, dropout_p, True)
+
+    def factored():
+        torch.manual_seed(7)
+        return global_attention_factored(q_glob, hidden, key.weight, key.bias, value.weight, value.bias,
+                                         pattern, dropout_p, True)
+
+    (out_a, probs_a), (out_b, probs_b) = projected(), factored()
+    torch.testing.assert_close(out_b, out_a, atol=1e-10, rtol=0)
+    torch.testing.assert_close(probs_b, probs_a, atol=1e-10, rtol=0)
+    grad = torch.randn_like(out_a)
+    params = [hidden, q_glob, key.weight, key.bias, value.weight, value.bias]
+    for ga, gb in zip(torch.autograd.grad((out_a * grad).sum(), params), torch.autograd.grad((factored()[0] * grad).sum(), params)):
+        torch.testing.assert_close(gb, ga, atol=1e-10, rtol=0)

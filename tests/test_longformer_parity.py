@@ -73,6 +73,17 @@ def test_base_model_outputs_hidden_states_and_attentions(window):
         torch.testing.assert_close(x * real_slots, y[:, :, : x.shape[2]] * real_slots, atol=1e-5, rtol=0)
 
 
+def test_many_global_tokens_take_the_projected_path():
+    """With H * g >= hidden size the global rows project every key; results stay the same."""
+    ours, theirs = pair("LongformerModel", 8)
+    ids, mask, glob = batch()
+    glob[0, 5:17] = 1  # 15 global tokens in row 0: 4 heads x 15 >= 32
+    with torch.no_grad():
+        a = theirs(ids, attention_mask=mask, global_attention_mask=glob)
+        b = ours(ids, attention_mask=mask, global_attention_mask=glob)
+    close_on_tokens(b.last_hidden_state, a.last_hidden_state, mask)
+
+
 def test_base_model_without_global_tokens_or_mask():
     ours, theirs = pair("LongformerModel", 8)
     ids, _, _ = batch(b=2, t=29)
@@ -193,3 +204,20 @@ def test_dropout_training_mode_runs_and_differs_from_eval():
         ref = model(ids, attention_mask=mask, global_attention_mask=glob).last_hidden_state
     assert not torch.allclose(out, ref)
     assert all(p.grad is not None for n, p in model.named_parameters() if "pooler" not in n)
+
+
+def test_published_checkpoint_config_fields_load(tmp_path):
+    """config.json of allenai/longformer-base-4096 carries fields of the original code base
+    (attention_mode, ignore_attention_mask, onnx_export): they load, and the weights with them."""
+    import json
+
+    ours, theirs = pair("LongformerForQuestionAnswering", 8, num_labels=2)
+    theirs.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config.update(attention_mode="longformer", ignore_attention_mask=False, onnx_export=False,
+                  architectures=["LongformerForQuestionAnswering"])
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    loaded = longdoc.LongformerForQuestionAnswering.from_pretrained(tmp_path).eval()
+    ids, mask, _ = batch(qa=True)
+    with torch.no_grad():
+        close_on_tokens(loaded(ids, attention_mask=mask).start_logits, theirs(ids, attention_mask=mask).start_logits, mask)

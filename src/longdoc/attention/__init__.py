@@ -2,7 +2,13 @@
 
 from .masks import GlobalTokens, LongformerPattern, SlidingWindow
 from .reference import dense_attention, dense_longformer_attention
-from .sliding_window import global_attention, local_attention, longformer_attention
+from .sliding_window import (
+    global_attention,
+    global_attention_factored,
+    local_attention,
+    longformer_attention,
+    merge_global_rows,
+)
 
 __all__ = [
     "GlobalTokens",
@@ -11,6 +17,8 @@ __all__ = [
     "dense_attention",
     "dense_longformer_attention",
     "global_attention",
+    "global_attention_factored",
     "local_attention",
     "longformer_attention",
+    "merge_global_rows",
 ]

@@ -357,10 +357,52 @@ def global_attention(q_glob, k, v, pattern: LongformerPattern, dropout_p: float 
     """
     scale = 1.0 / math.sqrt(q_glob.shape[-1])
     scores = _acc((q_glob * scale) @ k.transpose(-1, -2))  # (B, H, g, T)
+    probs, dropped = _global_softmax(scores, pattern, dropout_p, training)
+    return dropped.to(v.dtype) @ v, probs
+
+
+def global_attention_factored(q_glob, hidden, key_weight, key_bias, value_weight, value_bias,
+                              pattern: LongformerPattern, dropout_p: float = 0.0, training: bool = False):
+    """`global_attention` without projecting every token's global key and value.
+
+    Per head, q . (W_k h + b_k) = (W_k^T q) . h + q . b_k and sum_j p_j (W_v h_j + b_v) =
+    W_v (sum_j p_j h_j) + b_v sum_j p_j: g*H*T*C multiply-adds instead of 2*T*C*C, the better
+    choice while H * g < C (a handful of global tokens).
+
+    q_glob: (B, H, g, D); hidden: (B, T, C); key/value weights (C, C) and biases (C,) of the
+    global key and value projections. Returns (out (B, H, g, D), probs (B, H, g, T) fp32).
+    """
+    bsz, h, g, d = q_glob.shape
+    t, c = hidden.shape[1:]
+    q_scaled = q_glob * (1.0 / math.sqrt(d))
+    q_hidden = torch.einsum("bhgd,hdc->bhgc", q_scaled, key_weight.view(h, d, c))  # (B, H, g, C)
+    q_bias = (q_scaled * key_bias.view(1, h, 1, d)).sum(-1, keepdim=True)  # (B, H, g, 1)
+    scores = _acc(q_hidden.reshape(bsz, h * g, c) @ hidden.transpose(1, 2)).view(bsz, h, g, t) + q_bias
+    probs, dropped = _global_softmax(scores, pattern, dropout_p, training)
+    mixed = (dropped.to(hidden.dtype).view(bsz, h * g, t) @ hidden).view(bsz, h, g, c)  # (B, H, g, C)
+    out = torch.einsum("bhgc,hdc->bhgd", mixed, value_weight.view(h, d, c))
+    return out + dropped.sum(-1, keepdim=True).to(out.dtype) * value_bias.view(1, h, 1, d), probs
+
+
+def _global_softmax(scores, pattern: LongformerPattern, dropout_p: float, training: bool):
     scores = scores.masked_fill(~pattern.is_token[:, None, None, :], torch.finfo(scores.dtype).min)
     probs = torch.softmax(scores, dim=-1)
-    dropped = F.dropout(probs, p=dropout_p, training=training)
-    return dropped.to(v.dtype) @ v, probs
+    return probs, F.dropout(probs, p=dropout_p, training=training)
+
+
+def merge_global_rows(out, local_probs, global_out, global_probs, pattern: LongformerPattern):
+    """Write the global tokens' rows (B, H, g, D) over the local result (B, H, T, D).
+
+    Returns (out, local_probs with global rows zeroed, global_probs with empty slots zeroed)."""
+    idx = pattern.globals.indices[:, None, :, None].expand(-1, out.shape[1], -1, out.shape[3])
+    valid = pattern.globals.valid[:, None, :, None]
+    rows = torch.zeros_like(out).scatter_add(2, idx, global_out * valid)  # empty slots add 0
+    out = torch.where(pattern.is_global[:, None, :, None], rows, out)
+    if local_probs is not None:
+        local_probs = local_probs.masked_fill(pattern.is_global[:, None, :, None], 0.0)
+    if global_probs is not None:
+        global_probs = global_probs * valid
+    return out, local_probs, global_probs
 
 
 def longformer_attention(q, k, v, pattern: LongformerPattern, global_qkv=None, dropout_p: float = 0.0,
@@ -381,12 +423,4 @@ def longformer_attention(q, k, v, pattern: LongformerPattern, global_qkv=None, d
     if global_qkv is None:
         raise ValueError("the pattern has global tokens: pass global_qkv=(q_glob, k_glob, v_glob)")
     g_out, g_probs = global_attention(*global_qkv, pattern, p, training)  # (B, H, g, D)
-    idx = pattern.globals.indices[:, None, :, None].expand(-1, q.shape[1], -1, q.shape[3])
-    valid = pattern.globals.valid[:, None, :, None]
-    rows = torch.zeros_like(out).scatter_add(2, idx, g_out * valid)  # invalid slots add 0
-    out = torch.where(pattern.is_global[:, None, :, None], rows, out)
-    if local_probs is not None:
-        local_probs = local_probs.masked_fill(pattern.is_global[:, None, :, None], 0.0)
-    if return_probs:  # padding slots of the global list (rows with fewer globals) read as zero
-        return out, local_probs, g_probs * valid
-    return out, local_probs, None
+    return merge_global_rows(out, local_probs, g_out, g_probs if return_probs else None, pattern)

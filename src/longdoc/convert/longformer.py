@@ -12,6 +12,7 @@ import re
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ..attention.masks import SlidingWindow
 from ..models import LongformerConfig, LongformerForMaskedLM, LongformerModel
 from .positions import extend_position_table
 from .sources import SourceArchitecture
@@ -45,15 +46,11 @@ class LongformerTarget(ConversionTarget):
     description = "sliding-window + global attention, longdoc.LongformerModel"
 
     def check_settings(self, max_length: int, window: int) -> None:
-        if not isinstance(window, int) or window <= 0 or window % 2:
-            raise ValueError(
-                f"window={window!r}: the Longformer attention window must be a positive even number of tokens "
-                f"(it is the full window, window // 2 on each side), e.g. 512"
-            )
+        SlidingWindow(window)  # raises a ValueError naming the bad window
         if max_length < window:
             raise ValueError(
-                f"max_length={max_length} is smaller than the attention window {window}: inputs are padded "
-                f"to a multiple of the window, so use max_length >= {window} or a smaller --window"
+                f"max_length={max_length} is smaller than the attention window {window}: a window longer than "
+                f"the inputs brings nothing; use max_length >= {window} or a smaller --window"
             )
 
     def model_class(self, masked_lm: bool) -> type[PreTrainedModel]:

@@ -11,7 +11,12 @@ from torch import nn
 from transformers import PreTrainedConfig, PreTrainedModel
 
 from ..attention.masks import LongformerPattern, SlidingWindow
-from ..attention.sliding_window import longformer_attention
+from ..attention.sliding_window import (
+    global_attention,
+    global_attention_factored,
+    local_attention,
+    merge_global_rows,
+)
 from .layers import EncoderLayer
 from .outputs import EncoderOutput
 
@@ -166,22 +171,29 @@ class LongformerSelfAttention(nn.Module):
     def forward(self, hidden_states: torch.Tensor, pattern: LongformerPattern, output_attentions: bool = False):
         """hidden_states (B, T, C) -> (context (B, T, C), local_probs, global_probs)."""
         pattern = pattern.with_window(self.window)
+        dropout = self.dropout if self.training else 0.0
         q, k, v = (self._heads(p(hidden_states)) for p in (self.query, self.key, self.value))
-        global_qkv = None
+        out, local_probs = local_attention(q, k, v, pattern, dropout, output_attentions)
+        global_probs = None
         if pattern.globals.count:
-            idx = pattern.globals.indices[:, :, None].expand(-1, -1, hidden_states.shape[-1])
-            global_rows = hidden_states.gather(1, idx)  # (B, g, C)
-            global_qkv = (
-                self._heads(self.query_global(global_rows)),
-                self._heads(self.key_global(hidden_states)),
-                self._heads(self.value_global(hidden_states)),
-            )
-        out, local_probs, global_probs = longformer_attention(
-            q, k, v, pattern, global_qkv, dropout_p=self.dropout, training=self.training,
-            return_probs=output_attentions,
-        )
+            out, local_probs, global_probs = self._global_rows(hidden_states, pattern, out, local_probs, dropout,
+                                                               output_attentions)
         context = out.transpose(1, 2).reshape(hidden_states.shape)  # (B, T, C)
         return context, local_probs, global_probs
+
+    def _global_rows(self, hidden_states, pattern, out, local_probs, dropout, output_attentions):
+        """Rows of the global tokens, with the `*_global` projections, written over `out`."""
+        idx = pattern.globals.indices[:, :, None].expand(-1, -1, hidden_states.shape[-1])
+        q_glob = self._heads(self.query_global(hidden_states.gather(1, idx)))  # (B, H, g, D)
+        if self.num_heads * pattern.globals.count < hidden_states.shape[-1]:  # few globals: skip the projections
+            g_out, g_probs = global_attention_factored(
+                q_glob, hidden_states, self.key_global.weight, self.key_global.bias, self.value_global.weight,
+                self.value_global.bias, pattern, dropout, self.training,
+            )
+        else:
+            k_glob, v_glob = self._heads(self.key_global(hidden_states)), self._heads(self.value_global(hidden_states))
+            g_out, g_probs = global_attention(q_glob, k_glob, v_glob, pattern, dropout, self.training)
+        return merge_global_rows(out, local_probs, g_out, g_probs if output_attentions else None, pattern)
 
 
 class LongformerPooler(nn.Module):
