@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from .masks import LongformerPattern
 
 BLOCKS_PER_CHUNK = 16
+BACKWARD_BLOCKS_PER_CHUNK = 8  # backward holds ~5 score-sized temporaries per chunk: keep them small
 
 
 def default_block_size(one_sided: int) -> int:
@@ -148,9 +149,9 @@ class _Geometry:
         idx = self.g_idx[:, None, :, None].expand(-1, x.shape[1], -1, x.shape[3])
         return x.gather(2, idx)
 
-    def chunks(self):
-        for c0 in range(0, self.n_blocks, BLOCKS_PER_CHUNK):
-            yield c0, min(c0 + BLOCKS_PER_CHUNK, self.n_blocks)
+    def chunks(self, size: int = BLOCKS_PER_CHUNK):
+        for c0 in range(0, self.n_blocks, size):
+            yield c0, min(c0 + size, self.n_blocks)
 
 
 def _finish(out_blocks: list[torch.Tensor], geo: _Geometry) -> torch.Tensor:
@@ -231,7 +232,8 @@ def _merge_global_keys(q, out_band, lse_band, k_glob, v_glob, geo: _Geometry) ->
 
 class _BlockedAttention(torch.autograd.Function):
     """Local rows (window + global keys) with recompute in backward. Saves O(T) tensors: q, k, v,
-    the output, one log-sum-exp per row and, with dropout, a bool keep-mask per score."""
+    one log-sum-exp per row and, with dropout, a bool keep-mask per score (not the output: the
+    row term of the softmax gradient is rowsum(P * dP) instead of rowsum(dO * O), the same number)."""
 
     @staticmethod
     def forward(ctx, q, k, v, geo: _Geometry, dropout_p: float, want_probs: bool):
@@ -240,7 +242,11 @@ class _BlockedAttention(torch.autograd.Function):
         k_pad, v_pad = geo.pad_keys(k), geo.pad_keys(v)
         k_glob, v_glob = geo.gather_globals(k), geo.gather_globals(v)
         bias = geo.bias(_acc(q[:0]).dtype)  # (B, nb, 1, b, g + span)
-        outs, lses, keeps, probs_out = [], [], [], []
+        outs, lses, probs_out = [], [], []
+        keep = None  # (B, nb, H, b, g + span) bool, filled chunk by chunk
+        if dropout_p > 0:
+            keep = torch.empty((q.shape[0], geo.n_blocks, q.shape[1], geo.b, geo.g + geo.span), dtype=torch.bool,
+                               device=q.device)
         for c0, c1 in geo.chunks():
             kb = geo.key_blocks(k_pad, k_glob, c0, c1)  # (B, n, H, g + span, D)
             vb = geo.key_blocks(v_pad, v_glob, c0, c1)
@@ -251,29 +257,28 @@ class _BlockedAttention(torch.autograd.Function):
             if want_probs:
                 probs_out.append(_band_probs(probs, geo))
             if dropout_p > 0:
-                keep = torch.rand(probs.shape, device=probs.device) >= dropout_p
-                keeps.append(keep)
-                probs = probs.masked_fill_(~keep, 0.0)
+                keep[:, c0:c1] = torch.rand(probs.shape, device=probs.device) >= dropout_p
+                probs = probs.masked_fill_(~keep[:, c0:c1], 0.0)
             out = probs.to(v.dtype) @ vb  # (B, n, H, b, D)
             outs.append(out / (1.0 - dropout_p) if dropout_p > 0 else out)
             lses.append(lse)
         out = _finish(outs, geo)
         ctx.geo, ctx.dropout_p = geo, dropout_p
-        ctx.save_for_backward(q, k, v, out, torch.cat(lses, dim=1), *keeps)
+        ctx.save_for_backward(q, k, v, torch.cat(lses, dim=1), *([keep] if keep is not None else []))
         probs = _finish_probs(probs_out, geo) if want_probs else None
         ctx.mark_non_differentiable(*([probs] if probs is not None else []))
         return out, probs
 
     @staticmethod
     def backward(ctx, grad_out, _grad_probs):
-        q, k, v, out, lse, *keeps = ctx.saved_tensors
+        q, k, v, lse, *keep = ctx.saved_tensors
         geo, p = ctx.geo, ctx.dropout_p
         scale = 1.0 / math.sqrt(q.shape[-1])
         acc = _acc(q[:0]).dtype
         grad_out = grad_out.masked_fill(~geo.row_ok[:, None, : geo.t, None], 0.0)
         q_pad, k_pad, v_pad = geo.pad_queries(q) * scale, geo.pad_keys(k), geo.pad_keys(v)
         k_glob, v_glob = geo.gather_globals(k), geo.gather_globals(v)
-        do_pad, o_pad = geo.pad_queries(grad_out), geo.pad_queries(out)
+        do_pad = geo.pad_queries(grad_out)
         bias = geo.bias(acc)
         dq_pad = torch.zeros_like(q_pad, dtype=acc)
         dk_pad = torch.zeros_like(k_pad, dtype=acc)
@@ -281,7 +286,7 @@ class _BlockedAttention(torch.autograd.Function):
         dk_glob = torch.zeros_like(k_glob, dtype=acc) if geo.g else None
         dv_glob = torch.zeros_like(v_glob, dtype=acc) if geo.g else None
         b, span = geo.b, geo.span
-        for i, (c0, c1) in enumerate(geo.chunks()):
+        for c0, c1 in geo.chunks(BACKWARD_BLOCKS_PER_CHUNK):
             qb = geo.query_blocks(q_pad, c0, c1)  # (B, n, H, b, D), scaled
             kb = geo.key_blocks(k_pad, k_glob, c0, c1)
             vb = geo.key_blocks(v_pad, v_glob, c0, c1)
@@ -292,13 +297,13 @@ class _BlockedAttention(torch.autograd.Function):
             d_probs = _acc(dob @ vb.transpose(-1, -2))
             kept = probs
             if p > 0:  # out = (P * keep) V / (1 - p)
-                drop = ~keeps[i]
+                drop = ~keep[0][:, c0:c1]
                 kept = probs.masked_fill(drop, 0.0)
                 d_probs = d_probs.masked_fill_(drop, 0.0).div_(1.0 - p)
             dvb = _acc(kept.to(v.dtype).transpose(-1, -2) @ dob)  # before probs is overwritten below
             if p > 0:
                 dvb /= 1.0 - p
-            row_dot = (_acc(dob) * _acc(geo.query_blocks(o_pad, c0, c1))).sum(-1, keepdim=True)  # (B, n, H, b, 1)
+            row_dot = (probs * d_probs).sum(-1, keepdim=True)  # (B, n, H, b, 1) = rowsum(dO * O)
             ds = probs.mul_(d_probs.sub_(row_dot)).to(q.dtype)  # dL/dscores
             dqb = _acc(ds @ kb) * scale  # (B, n, H, b, D)
             dkb = _acc(ds.transpose(-1, -2) @ qb)  # (B, n, H, g + span, D); qb carries the scale
