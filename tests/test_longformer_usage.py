@@ -90,3 +90,16 @@ def test_fill_mask_pipeline_runs_on_our_model():
     with torch.no_grad():
         logits = m(ids).logits[0, int((ids[0] == tokenizer.mask_token_id).nonzero())]
     assert preds[0]["token"] == int(logits.argmax())  # the pipeline reads our logits
+
+
+@pytest.mark.parametrize("n_global", [1, 12])  # folded global rows (H * g < C) and projected ones
+def test_bf16_autocast_runs_and_stays_close_to_fp32(n_global):
+    m = model(longdoc.LongformerForSequenceClassification, num_labels=2)
+    ids = torch.randint(3, 100, (2, 30))
+    glob = torch.zeros_like(ids)
+    glob[:, :n_global] = 1
+    with torch.no_grad():
+        ref = m(ids, global_attention_mask=glob).logits
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = m(ids, global_attention_mask=glob).logits
+    torch.testing.assert_close(low.float(), ref, atol=5e-2, rtol=0)

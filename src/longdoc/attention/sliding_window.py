@@ -401,7 +401,7 @@ def merge_global_rows(out, local_probs, global_out, global_probs, pattern: Longf
     Returns (out, local_probs with global rows zeroed, global_probs with empty slots zeroed)."""
     idx = pattern.globals.indices[:, None, :, None].expand(-1, out.shape[1], -1, out.shape[3])
     valid = pattern.globals.valid[:, None, :, None]
-    rows = torch.zeros_like(out).scatter_add(2, idx, global_out * valid)  # empty slots add 0
+    rows = torch.zeros_like(out).scatter_add(2, idx, (global_out * valid).to(out.dtype))  # empty slots add 0
     out = torch.where(pattern.is_global[:, None, :, None], rows, out)
     if local_probs is not None:
         local_probs = local_probs.masked_fill(pattern.is_global[:, None, :, None], 0.0)
