@@ -146,19 +146,24 @@ class _Geometry:
         """(B, H, T, D) -> (B, H, g, D) rows of the global tokens."""
         if self.g == 0:
             return None
-        idx = self.g_idx[:, None, :, None].expand(-1, x.shape[1], -1, x.shape[3])
-        return x.gather(2, idx)
+        return x.gather(2, _head_index(self.g_idx, x))
 
     def chunks(self, size: int = BLOCKS_PER_CHUNK):
         for c0 in range(0, self.n_blocks, size):
             yield c0, min(c0 + size, self.n_blocks)
 
 
-def _finish(out_blocks: list[torch.Tensor], geo: _Geometry) -> torch.Tensor:
-    """List of (B, n, H, b, D) -> (B, H, T, D) with padded rows zeroed."""
-    out = torch.cat(out_blocks, dim=1)  # (B, nb, H, b, D)
-    bsz, nb, h, b, d = out.shape
-    out = out.permute(0, 2, 1, 3, 4).reshape(bsz, h, nb * b, d)[:, :, : geo.t]
+def _head_index(indices: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B, g) token positions -> (B, H, g, D) index for gather/scatter along dim 2 of `like`."""
+    return indices[:, None, :, None].expand(-1, like.shape[1], -1, like.shape[3])
+
+
+def _finish(blocks: list[torch.Tensor], geo: _Geometry) -> torch.Tensor:
+    """List of per-chunk rows (B, n, H, b, X) -> (B, H, T, X) with padded rows zeroed
+    (X = D for outputs, g + 2w + 1 for probabilities)."""
+    out = torch.cat(blocks, dim=1)  # (B, nb, H, b, X)
+    bsz, nb, h, b, x = out.shape
+    out = out.permute(0, 2, 1, 3, 4).reshape(bsz, h, nb * b, x)[:, :, : geo.t]
     return out.masked_fill(~geo.row_ok[:, None, : geo.t, None], 0.0)
 
 
@@ -184,7 +189,7 @@ def _sdpa_local(q, k, v, geo: _Geometry) -> torch.Tensor:
         bsz, n, h, b, d = qb.shape
         kb = geo.key_blocks(k_pad, k_glob, c0, c1).view(bsz * n, h, -1, d)
         vb = geo.key_blocks(v_pad, v_glob, c0, c1).view(bsz * n, h, -1, d)
-        mask = geo.mask(c0, c1).view(bsz * n, 1, b, -1)
+        mask = geo.bias(q.dtype)[:, c0:c1].reshape(bsz * n, 1, b, -1)  # built once per forward
         o = F.scaled_dot_product_attention(qb.reshape(bsz * n, h, b, d), kb, vb, attn_mask=mask)
         outs.append(o.view(bsz, n, h, b, d))
     return _finish(outs, geo)
@@ -265,7 +270,7 @@ class _BlockedAttention(torch.autograd.Function):
         out = _finish(outs, geo)
         ctx.geo, ctx.dropout_p = geo, dropout_p
         ctx.save_for_backward(q, k, v, torch.cat(lses, dim=1), *([keep] if keep is not None else []))
-        probs = _finish_probs(probs_out, geo) if want_probs else None
+        probs = _finish(probs_out, geo) if want_probs else None
         ctx.mark_non_differentiable(*([probs] if probs is not None else []))
         return out, probs
 
@@ -319,18 +324,10 @@ class _BlockedAttention(torch.autograd.Function):
         dq = dq_pad[:, :, :t]
         dk, dv = dk_pad[:, :, w : w + t], dv_pad[:, :, w : w + t]
         if geo.g:
-            idx = geo.g_idx[:, None, :, None].expand(-1, k.shape[1], -1, k.shape[3])
+            idx = _head_index(geo.g_idx, k)
             dk = dk.scatter_add(2, idx, dk_glob)
             dv = dv.scatter_add(2, idx, dv_glob)
         return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None, None, None
-
-
-def _finish_probs(chunks: list[torch.Tensor], geo: _Geometry) -> torch.Tensor:
-    """List of (B, n, H, b, g + 2w + 1) -> (B, H, T, g + 2w + 1); padded rows zero."""
-    probs = torch.cat(chunks, dim=1)
-    bsz, nb, h, b, c = probs.shape
-    probs = probs.permute(0, 2, 1, 3, 4).reshape(bsz, h, nb * b, c)[:, :, : geo.t]
-    return probs.masked_fill(~geo.row_ok[:, None, : geo.t, None], 0.0)
 
 
 def _acc(x: torch.Tensor) -> torch.Tensor:
@@ -399,7 +396,7 @@ def merge_global_rows(out, local_probs, global_out, global_probs, pattern: Longf
     """Write the global tokens' rows (B, H, g, D) over the local result (B, H, T, D).
 
     Returns (out, local_probs with global rows zeroed, global_probs with empty slots zeroed)."""
-    idx = pattern.globals.indices[:, None, :, None].expand(-1, out.shape[1], -1, out.shape[3])
+    idx = _head_index(pattern.globals.indices, out)
     valid = pattern.globals.valid[:, None, :, None]
     rows = torch.zeros_like(out).scatter_add(2, idx, (global_out * valid).to(out.dtype))  # empty slots add 0
     out = torch.where(pattern.is_global[:, None, :, None], rows, out)
