@@ -11,9 +11,19 @@ from .models import (
     LongformerPreTrainedModel,
 )
 
-__version__ = "0.1.0"
+from .models.segment_classifier import SegmentClassifier, SegmentClassifierConfig
+from .pipelines import DocumentClassifier, DocumentPrediction
+from .train import TrainingResult, train_classifier
+
+__version__ = "0.2.0"
 
 __all__ = [
+    "DocumentClassifier",
+    "DocumentPrediction",
+    "SegmentClassifier",
+    "SegmentClassifierConfig",
+    "TrainingResult",
+    "train_classifier",
     "LongformerConfig",
     "LongformerForMaskedLM",
     "LongformerForMultipleChoice",

@@ -42,7 +42,159 @@ def run_convert(args) -> int:
     return 0
 
 
-SUBCOMMANDS = (add_convert_command,)
+def add_train_command(subparsers) -> None:
+    from .tasks.families import FAMILIES
+
+    parser = subparsers.add_parser(
+        "train",
+        help="train a document classifier, keeping the best model on the dev file",
+        description="Train a long-document classifier from JSON lines or CSV files; the model with the best dev "
+        "macro-F1 is saved (with its tokenizer) to --output after every improving epoch.",
+    )
+    parser.add_argument("--task", default="classification", choices=["classification"], help="what to train")
+    parser.add_argument("--family", default="segment", choices=list(FAMILIES),
+                        help="; ".join(f"{name}: {family.description}" for name, family in FAMILIES.items()))
+    parser.add_argument("--model", required=True, metavar="SRC", help="encoder checkpoint folder (or hub id) to start from")
+    parser.add_argument("--train", required=True, metavar="FILE", help="training documents (.jsonl or .csv)")
+    parser.add_argument("--validation", required=True, metavar="FILE", help="dev documents, to pick the best epoch")
+    parser.add_argument("--output", required=True, metavar="MODEL_DIR", help="folder for the trained model")
+    parser.add_argument("--freeze-encoder", action="store_true",
+                        help="train only the layers above a frozen encoder (segment vectors are cached: minutes on a CPU)")
+    parser.add_argument("--epochs", type=int, metavar="N", help="training epochs (default: the family's)")
+    parser.add_argument("--learning-rate", type=float, metavar="X", help="peak learning rate (default: the family's)")
+    parser.add_argument("--batch-size", type=int, metavar="N", help="documents per step (default: the family's)")
+    parser.add_argument("--seed", type=int, default=42, metavar="N")
+    parser.add_argument("--multi-label", action="store_true", help="each document has a list of labels")
+    add_column_arguments(parser)
+    parser.add_argument("--chunk-size", type=int, metavar="N", help="tokens per segment, special tokens excluded")
+    parser.add_argument("--stride", type=int, metavar="N", help="tokens between segment starts (default: chunk size)")
+    parser.add_argument("--pooling", choices=["cls", "mean"], help="segment vector: [CLS] or mean of its tokens")
+    parser.add_argument("--chunk-pooling", choices=["mean", "max"], help="chunk-pool: how segment logits combine")
+    parser.add_argument("--max-segments", type=int, metavar="N", help="most segments a document keeps")
+    parser.add_argument("--max-length", type=int, metavar="N", help="longformer: tokens read (default 4096)")
+    parser.add_argument("--threshold", type=float, metavar="P", help="multi-label: probability to predict a label")
+    parser.add_argument("--cache-dir", metavar="DIR", help="frozen segment vectors (default ~/.cache/longdoc)")
+    parser.set_defaults(run=run_train)
+
+
+def add_column_arguments(parser) -> None:
+    parser.add_argument("--text-column", default="text", metavar="NAME", help="field holding the text")
+    parser.add_argument("--label-column", default="label", metavar="NAME", help="field holding the label(s)")
+
+
+def run_train(args) -> int:
+    from .train import train_classifier
+
+    try:
+        result = train_classifier(
+            args.train, args.validation, args.output, family=args.family, model=args.model,
+            freeze_encoder=args.freeze_encoder, epochs=args.epochs, learning_rate=args.learning_rate,
+            batch_size=args.batch_size, seed=args.seed, multi_label=args.multi_label,
+            text_column=args.text_column, label_column=args.label_column, chunk_size=args.chunk_size,
+            stride=args.stride, pooling=args.pooling, chunk_pooling=args.chunk_pooling,
+            max_segments=args.max_segments, max_length=args.max_length, threshold=args.threshold,
+            cache_dir=args.cache_dir,
+        )
+    except KeyboardInterrupt:
+        return 130
+    if result.best_epoch is None:
+        print("no model was saved: the dev set gave no score", file=sys.stderr)
+        return 1
+    scores = result.dev_metrics
+    print(f"saved the best model (epoch {result.best_epoch:g} of {len(result.history)}) to {result.output}")
+    print(f"dev: macro-F1 {scores['macro_f1']:.4f}, accuracy {scores['accuracy']:.4f}, micro-F1 "
+          f"{scores['micro_f1']:.4f} ({result.seconds:.0f} s)")
+    return 0
+
+
+def add_evaluate_command(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="score a trained classifier on a labelled file (one JSON object on stdout)",
+        description="Print one JSON object: accuracy, macro_f1, micro_f1, per-label precision/recall/F1, "
+        "ROC-AUC, confusion matrix, and the prediction speed.",
+    )
+    parser.add_argument("model_dir", metavar="MODEL_DIR")
+    parser.add_argument("data", metavar="FILE", help="labelled documents (.jsonl or .csv)")
+    add_column_arguments(parser)
+    parser.set_defaults(run=run_evaluate)
+
+
+def run_evaluate(args) -> int:
+    import json
+
+    from .pipelines import DocumentClassifier
+
+    classifier = DocumentClassifier.from_pretrained(args.model_dir)
+    metrics = classifier.evaluate(args.data, args.text_column, args.label_column, progress="predicting")
+    print(json.dumps(metrics))
+    return 0
+
+
+def add_predict_command(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "predict", help="classify documents: text files, or .jsonl/.csv files of documents",
+        description="Classify each FILE: a .jsonl/.csv file gives one document per line, any other file is one "
+        "document. Prints one JSON object per document.",
+    )
+    parser.add_argument("model_dir", metavar="MODEL_DIR")
+    parser.add_argument("files", metavar="FILE", nargs="+")
+    parser.add_argument("--explain", action="store_true", help="show the segments that drove each predicted label")
+    parser.add_argument("--top-segments", type=int, default=3, metavar="K", help="segments shown per label")
+    parser.add_argument("--text-column", default="text", metavar="NAME")
+    parser.set_defaults(run=run_predict)
+
+
+def run_predict(args) -> int:
+    import json
+
+    from .data.documents import read_documents
+    from .pipelines import DocumentClassifier
+
+    sources, texts = [], []
+    for name in args.files:
+        if name.endswith((".jsonl", ".json", ".csv", ".tsv")):
+            for document in read_documents(name, args.text_column, require_labels=False):
+                sources.append(document.id or document.source)
+                texts.append(document.text)
+        else:
+            texts.append(_read_text(name))
+            sources.append(name)
+    classifier = DocumentClassifier.from_pretrained(args.model_dir)
+    predictions = classifier.predict(texts, explain=args.explain, top_segments=args.top_segments,
+                                     progress="predicting")
+    for source, prediction in zip(sources, predictions):
+        record = {"document": source, "labels": prediction.labels,
+                  "scores": {k: round(v, 6) for k, v in prediction.scores.items()}}
+        if args.explain:
+            record["explanation"] = prediction.explanation
+        print(json.dumps(record, ensure_ascii=False))
+        if args.explain:
+            print(format_explanation(prediction), file=sys.stderr)
+    return 0
+
+
+def _read_text(name: str) -> str:
+    from .data.documents import DataError
+
+    try:
+        text = open(name, encoding="utf-8", errors="replace").read()
+    except OSError as error:
+        raise DataError(f"{name}: cannot read ({error.strerror})") from None
+    if not text.strip():
+        raise DataError(f"{name}: empty document")
+    return text
+
+
+def format_explanation(prediction) -> str:
+    lines = []
+    for label, segments in prediction.explanation.items():
+        lines.append(f"  {label} ({prediction.scores[label]:.3f}):")
+        for item in segments:
+            lines.append(f"    segment {item['segment']:>3}  weight {item['weight']:.3f}  {item['text']}")
+    return "\n".join(lines)
+
+
+SUBCOMMANDS = (add_convert_command, add_train_command, add_evaluate_command, add_predict_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,10 +212,11 @@ def main(argv: list[str] | None = None) -> int:
 
     transformers_logging.disable_progress_bar()  # our own lines say what happens
     from .convert import VerificationError
+    from .data.documents import DataError
 
     try:
         return args.run(args)
-    except (ValueError, VerificationError) as error:
+    except (ValueError, VerificationError, DataError) as error:
         print(f"longdoc {args.command}: error: {error}", file=sys.stderr)
         return 1
 

@@ -1,0 +1,360 @@
+"""How each model family builds, feeds and reads a document classifier.
+
+`train`, `evaluate` and `predict` talk to a family only through `ClassifierFamily`, so a new
+family (LSG, HAT) plugs in by registering one subclass. The segment classifier serves three
+families that differ only in `SegmentClassifierConfig.method`:
+`segment` (aggregator + label attention), `chunk-pool` (pooled segment logits) and `truncate`
+(first segment only). `longformer` converts a short encoder into a Longformer and reads the
+whole document (up to its length) at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
+
+from ..data.documents import DataError
+from ..data.segmentation import Segmentation, SegmentedDocument, check_chunk_size, segment_documents
+from ..models.segment_classifier import SegmentClassifier, SegmentClassifierConfig
+from ..models.segment_encoding import (
+    DEFAULT_BATCH_TOKENS,
+    SegmentVectorCache,
+    autocast_context,
+    bf16_autocast_default,
+    encode_documents,
+    length_sorted_batches,
+    pad_segments,
+)
+from .classification import LabelSpace
+
+
+@dataclass
+class TrainingDefaults:
+    """Hyper-parameters a family trains with when the user gives none (chosen on the kernel-docs
+    dev split; see docs/classification.md)."""
+
+    epochs: int
+    learning_rate: float
+    batch_size: int
+    head_learning_rate: float | None = None  # new layers on top of a pretrained encoder
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+
+
+@dataclass
+class Explanation:
+    """Which parts of a document drove a label: (weight, text) of its top segments."""
+
+    label: str
+    segments: list[tuple[float, str]] = field(default_factory=list)
+
+
+@dataclass
+class Predictions:
+    logits: np.ndarray  # (D, L)
+    explanations: list[dict[str, list[tuple[float, int]]]] | None = None  # per document: label -> (weight, segment)
+    segment_spans: list[list[tuple[int, int]]] | None = None  # per document: character spans of its segments
+    tokens: int = 0  # tokens read
+
+
+class ClassifierFamily(ABC):
+    name: str
+    description: str
+    model_types: tuple[str, ...] = ()  # config.model_type of the checkpoints this family loads
+
+    @abstractmethod
+    def build(self, source: str, space: LabelSpace, options: dict) -> tuple[PreTrainedModel, object]:
+        """A fresh classifier for `space` whose encoder starts from the checkpoint `source`; its tokenizer."""
+
+    @abstractmethod
+    def defaults(self, frozen: bool) -> TrainingDefaults: ...
+
+    @abstractmethod
+    def training_items(self, model, tokenizer, texts: list[str], targets: list, options: dict) -> list[dict]:
+        """One dict per document, the inputs the collator batches (labels under "labels")."""
+
+    @abstractmethod
+    def collate(self, model, tokenizer):
+        """A function that turns a list of items into a model batch."""
+
+    @abstractmethod
+    def predict(self, model, tokenizer, texts: list[str], explain: bool = False, bf16: bool | None = None,
+                progress: str | None = None) -> Predictions: ...
+
+    @abstractmethod
+    def load(self, model_dir: str) -> PreTrainedModel:
+        """The classifier saved in `model_dir`."""
+
+    def family_of(self, config) -> "ClassifierFamily":
+        """The registered family that reads a model with this config (itself, by default)."""
+        return self
+
+
+def _labels_tensor(items: list[dict]) -> torch.Tensor:
+    labels = [item["labels"] for item in items]
+    return torch.tensor(labels, dtype=torch.float if isinstance(labels[0], list) else torch.long)
+
+
+# ---------------------------------------------------------------------------------------------
+# The segment classifier and its two baselines
+
+
+class SegmentFamily(ClassifierFamily):
+    model_types = (SegmentClassifierConfig.model_type,)
+
+    def __init__(self, name: str, method: str, description: str):
+        self.name, self.method, self.description = name, method, description
+
+    def build(self, source, space, options):
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        encoder_config = AutoConfig.from_pretrained(source)
+        max_tokens = encoder_max_tokens(encoder_config, tokenizer)
+        chunk_size = options.get("chunk_size") or default_chunk_size(max_tokens, tokenizer)
+        check_chunk_size(tokenizer, chunk_size, max_tokens)
+        fields = dict(method=self.method, chunk_size=chunk_size, freeze_encoder=bool(options.get("freeze_encoder")))
+        for key in ("stride", "pooling", "chunk_pooling", "max_segments", "threshold"):
+            if options.get(key) is not None:
+                fields[key] = options[key]
+        model = SegmentClassifier.from_encoder(source, **fields, **space.config_fields())
+        return model, tokenizer
+
+    def load(self, model_dir):
+        return SegmentClassifier.from_pretrained(model_dir)
+
+    def family_of(self, config):
+        return get_family(config.method)
+
+    def defaults(self, frozen):
+        if frozen:
+            return TrainingDefaults(epochs=40, learning_rate=1e-3, batch_size=16)
+        return TrainingDefaults(epochs=4, learning_rate=5e-5, batch_size=4, head_learning_rate=1e-3)
+
+    def segmentation(self, config) -> Segmentation:
+        return Segmentation(config.chunk_size, config.stride, config.min_tail, config.max_segments)
+
+    def segments(self, model, tokenizer, texts) -> list[SegmentedDocument]:
+        return segment_documents(texts, tokenizer, self.segmentation(model.config))
+
+    def training_items(self, model, tokenizer, texts, targets, options):
+        documents = self.segments(model, tokenizer, texts)
+        if model.config.freeze_encoder:
+            cache = SegmentVectorCache(model, options.get("cache_dir"), bf16=options.get("bf16"))
+            vectors = cache.vectors([d.segments for d in documents], tokenizer.pad_token_id,
+                                    progress=options.get("progress", "encoding segments"))
+            return [{"segment_embeddings": v, "labels": t} for v, t in zip(vectors, targets)]
+        return [{"segments": d.segments, "labels": t} for d, t in zip(documents, targets)]
+
+    def collate(self, model, tokenizer):
+        pad = tokenizer.pad_token_id
+
+        def collate(items: list[dict]) -> dict:
+            batch = {}
+            counts = [len(item.get("segments", item.get("segment_embeddings"))) for item in items]
+            mask = torch.arange(max(counts))[None, :] < torch.tensor(counts)[:, None]  # (B, N)
+            if "segment_embeddings" in items[0]:
+                vectors = torch.zeros(len(items), max(counts), items[0]["segment_embeddings"].shape[-1])
+                vectors[mask] = torch.cat([item["segment_embeddings"] for item in items])
+                batch["segment_embeddings"] = vectors  # (B, N, C)
+            else:
+                ids, attention = pad_segments([s for item in items for s in item["segments"]], pad)  # (S, L)
+                batch.update(input_ids=ids, attention_mask=attention)
+            batch["segment_mask"] = mask
+            if "labels" in items[0]:
+                batch["labels"] = _labels_tensor(items)
+            return batch
+
+        return collate
+
+    @torch.inference_mode()
+    def predict(self, model, tokenizer, texts, explain=False, bf16=None, progress=None):
+        documents = self.segments(model, tokenizer, texts)
+        vectors = encode_documents(model, [d.segments for d in documents], tokenizer.pad_token_id, bf16=bf16,
+                                   progress=progress)
+        collate = self.collate(model, tokenizer)
+        logits, explanations = [], []
+        model.eval()
+        for start in range(0, len(vectors), 64):
+            batch = collate([{"segment_embeddings": v} for v in vectors[start : start + 64]])
+            out = model(**{k: v.to(model.device) for k, v in batch.items()}, output_attentions=True)
+            logits.append(out.logits.float().cpu())
+            if explain:
+                explanations.extend(_segment_weights(out, model.config))
+        return Predictions(
+            logits=torch.cat(logits).numpy(),
+            explanations=explanations if explain else None,
+            segment_spans=[d.char_spans for d in documents],
+            tokens=sum(sum(len(s) for s in d.segments) for d in documents),
+        )
+
+
+def _segment_weights(out, config) -> list[dict[str, list[tuple[float, int]]]]:
+    """Per document, per label: (weight, segment index) of every real segment, largest first."""
+    mask = out.segment_mask.cpu()
+    if out.label_attentions is not None:
+        weights = out.label_attentions.float().cpu()  # (B, L, N)
+    else:  # chunk-pool / truncate: each segment's share of the label's pooled logit, as a softmax
+        scores = out.segment_logits.float().cpu().transpose(1, 2)  # (B, L, N)
+        weights = scores.masked_fill(~mask[:, None, :], float("-inf")).softmax(-1)
+    result = []
+    for row in range(weights.shape[0]):
+        real = int(mask[row].sum())
+        per_label = {}
+        for label in range(weights.shape[1]):
+            pairs = [(float(weights[row, label, n]), n) for n in range(real)]
+            per_label[config.id2label[label]] = sorted(pairs, reverse=True)
+        result.append(per_label)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Longformer converted from a short encoder
+
+
+class LongformerFamily(ClassifierFamily):
+    name = "longformer"
+    description = "a Longformer converted from the encoder, reading up to --max-length tokens at once"
+    model_types = ("longformer",)
+
+    def build(self, source, space, options):
+        from ..models import LongformerForSequenceClassification
+
+        config = AutoConfig.from_pretrained(source)
+        long_source = source
+        if config.model_type != "longformer":
+            from ..convert import convert
+
+            long_source = os.path.join(options["work_dir"], "longformer-encoder")
+            max_length = options.get("max_length") or 4096
+            print(f"converting {source} into a {max_length}-token Longformer at {long_source} ...", flush=True)
+            window = min(512, max_length - max_length % 2)  # the allenai window, or the whole input when shorter
+            print(convert(source, long_source, to="longformer", max_length=max_length, window=window), flush=True)
+        tokenizer = AutoTokenizer.from_pretrained(long_source)
+        model = LongformerForSequenceClassification.from_pretrained(long_source, **space.config_fields())
+        return model, tokenizer
+
+    def load(self, model_dir):
+        from ..models import LongformerForSequenceClassification
+
+        config = AutoConfig.from_pretrained(model_dir)
+        if not any(a.endswith("ForSequenceClassification") for a in config.architectures or ()):
+            raise DataError(
+                f"{model_dir}: a Longformer without a classification head ({config.architectures}); train a "
+                f"classifier from it with `longdoc train --family longformer --model {model_dir}`"
+            )
+        return LongformerForSequenceClassification.from_pretrained(model_dir)
+
+    def defaults(self, frozen):
+        if frozen:
+            raise ValueError("--freeze-encoder works with the segment families (segment, chunk-pool, truncate); "
+                             "a Longformer is trained whole")
+        return TrainingDefaults(epochs=4, learning_rate=5e-5, batch_size=2, head_learning_rate=1e-3)
+
+    def max_length(self, model, tokenizer) -> int:
+        return model.config.max_position_embeddings - model.config.pad_token_id - 1
+
+    def training_items(self, model, tokenizer, texts, targets, options):
+        encoded = tokenizer(texts, truncation=True, max_length=self.max_length(model, tokenizer))["input_ids"]
+        return [{"input_ids": ids, "labels": t} for ids, t in zip(encoded, targets)]
+
+    def collate(self, model, tokenizer):
+        def collate(items):
+            ids, mask = pad_segments([item["input_ids"] for item in items], tokenizer.pad_token_id)
+            batch = {"input_ids": ids, "attention_mask": mask}
+            if "labels" in items[0]:
+                batch["labels"] = _labels_tensor(items)
+            return batch
+
+        return collate
+
+    @torch.inference_mode()
+    def predict(self, model, tokenizer, texts, explain=False, bf16=None, progress=None):
+        from tqdm.auto import tqdm
+
+        items = self.training_items(model, tokenizer, texts, [0] * len(texts), {})
+        lengths = [len(item["input_ids"]) for item in items]
+        bf16 = bf16_autocast_default(model.device) if bf16 is None else bf16
+        logits = [None] * len(items)
+        model.eval()
+        collate = self.collate(model, tokenizer)
+        batches = length_sorted_batches(lengths, DEFAULT_BATCH_TOKENS)
+        with autocast_context(model.device, bf16):
+            for batch in tqdm(batches, desc=progress, disable=progress is None):
+                inputs = collate([items[i] for i in batch])
+                inputs.pop("labels")
+                out = model(**{k: v.to(model.device) for k, v in inputs.items()})
+                for row, index in enumerate(batch):
+                    logits[index] = out.logits[row].float().cpu()
+        return Predictions(logits=torch.stack(logits).numpy(), tokens=sum(lengths))
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry and helpers
+
+
+FAMILIES: dict[str, ClassifierFamily] = {}
+
+
+def register_family(family: ClassifierFamily) -> None:
+    FAMILIES[family.name] = family
+
+
+register_family(SegmentFamily("segment", "segment", "segment encoder + Transformer aggregator + label attention"))
+register_family(SegmentFamily("chunk-pool", "chunk-pool", "segment logits pooled by mean or max (belt-nlp's method)"))
+register_family(SegmentFamily("truncate", "truncate", "the first segment only (first-512-token truncation)"))
+register_family(LongformerFamily())
+
+
+def get_family(name: str) -> ClassifierFamily:
+    if name not in FAMILIES:
+        raise ValueError(f"unknown family {name!r}; choose one of {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def load_classifier(model_dir: str):
+    """(model, tokenizer, family) of a classifier folder written by `longdoc train`."""
+    path = Path(model_dir)
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise DataError(
+            f"{model_dir}: not a longdoc or transformers checkpoint (no config.json); give the folder that "
+            f"`longdoc train --output` wrote"
+        )
+    try:
+        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
+    except json.JSONDecodeError as error:
+        raise DataError(f"{config_file}: malformed JSON ({error}); the checkpoint is damaged") from None
+    for family in FAMILIES.values():
+        if model_type in family.model_types:
+            model = family.load(model_dir)
+            family = family.family_of(model.config)
+            return model, AutoTokenizer.from_pretrained(model_dir), family
+    known = sorted({t for f in FAMILIES.values() for t in f.model_types})
+    raise DataError(
+        f"{model_dir}: a {model_type!r} checkpoint is not a longdoc document classifier (those are {', '.join(known)}); "
+        f"train one with `longdoc train --task classification`"
+    )
+
+
+def encoder_max_tokens(config, tokenizer) -> int:
+    """Longest input the encoder reads: its position table (less RoBERTa-style padding rows)."""
+    positions = getattr(config, "max_position_embeddings", None) or tokenizer.model_max_length
+    if config.model_type in ("roberta", "xlm-roberta", "camembert", "mpnet", "longformer"):
+        positions -= (config.pad_token_id or 0) + 1
+    return min(positions, tokenizer.model_max_length) if tokenizer.model_max_length < 10**6 else positions
+
+
+def default_chunk_size(max_tokens: int, tokenizer) -> int:
+    """Segments of 256 tokens including special tokens (or the encoder's whole length when shorter)."""
+    from ..data.segmentation import special_tokens
+
+    specials = sum(map(len, special_tokens(tokenizer)))
+    return min(256, max_tokens) - specials
+
+

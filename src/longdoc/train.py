@@ -1,0 +1,265 @@
+"""Training document classifiers on `transformers`' Trainer, for every family.
+
+    from longdoc import train_classifier
+    result = train_classifier("train.jsonl", "dev.jsonl", "my-model", family="segment", model="path/to/encoder")
+
+All data problems are found before any model is built. The Trainer runs the epochs, evaluates
+on the dev file after each, and `SaveBest` writes the model (with its tokenizer) into the output
+folder whenever the dev macro-F1 improves. The folder is replaced as a whole, with Ctrl-C held
+back while it is, so an interrupted run leaves the last saved checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers.trainer_utils import IntervalStrategy
+
+from .data.documents import DataError, read_documents
+from .models.segment_encoding import bf16_autocast_default
+from .tasks.classification import LabelSpace, classification_metrics, probabilities
+from .tasks.families import get_family
+
+BEST_METRIC = "macro_f1"
+TRAINING_REPORT = "training_report.json"
+
+
+@dataclass
+class TrainingResult:
+    output: str
+    family: str
+    best_epoch: float | None
+    dev_metrics: dict
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def train_classifier(
+    train: str | os.PathLike,
+    validation: str | os.PathLike,
+    output: str | os.PathLike,
+    family: str = "segment",
+    model: str | os.PathLike | None = None,
+    freeze_encoder: bool = False,
+    epochs: int | None = None,
+    learning_rate: float | None = None,
+    batch_size: int | None = None,
+    seed: int = 42,
+    multi_label: bool = False,
+    text_column: str = "text",
+    label_column: str = "label",
+    chunk_size: int | None = None,
+    stride: int | None = None,
+    pooling: str | None = None,
+    chunk_pooling: str | None = None,
+    max_segments: int | None = None,
+    max_length: int | None = None,
+    threshold: float | None = None,
+    gradient_checkpointing: bool = True,
+    bf16: bool | None = None,
+    cache_dir: str | os.PathLike | None = None,
+) -> TrainingResult:
+    """Train a `family` classifier on `train` (JSON lines or CSV), keep the best on `validation`,
+    save it to `output`; returns the dev scores of the saved model."""
+    start = time.perf_counter()
+    if model is None:
+        raise ValueError("give the encoder to start from: model='path/to/checkpoint' (--model)")
+    handler = get_family(family)
+    train_documents = read_documents(train, text_column, label_column)
+    dev_documents = read_documents(validation, text_column, label_column)
+    space = LabelSpace.from_documents(train_documents, multi_label)
+    train_targets = [space.encode(d, "the training data") for d in train_documents]
+    dev_targets = [space.encode(d, "the training data") for d in dev_documents]
+    defaults = handler.defaults(freeze_encoder)
+    epochs = defaults.epochs if epochs is None else epochs
+    learning_rate = defaults.learning_rate if learning_rate is None else learning_rate
+    batch_size = defaults.batch_size if batch_size is None else batch_size
+    _check_positive(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size)
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"--output {output} is a file; give a folder for the model")
+    if output.is_dir() and any(output.iterdir()) and not (output / "config.json").is_file():
+        raise ValueError(f"--output {output} holds files that are not a model; give a new or empty folder")
+    set_seed(seed)
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    bf16 = bf16_autocast_default(device) if bf16 is None else bf16
+    options = dict(
+        freeze_encoder=freeze_encoder, chunk_size=chunk_size, stride=stride, pooling=pooling,
+        chunk_pooling=chunk_pooling, max_segments=max_segments, max_length=max_length, threshold=threshold,
+        cache_dir=cache_dir, bf16=bf16,
+    )
+    with tempfile.TemporaryDirectory(prefix="longdoc-train-") as work_dir:
+        options["work_dir"] = work_dir
+        classifier, tokenizer = handler.build(str(model), space, options)
+        classifier.to(device)
+        print(f"{family} classifier on {model}: {len(train_documents)} training and {len(dev_documents)} dev "
+              f"documents, {len(space.names)} labels ({space.problem_type.replace('_', ' ')})", flush=True)
+        train_items = handler.training_items(classifier, tokenizer, [d.text for d in train_documents], train_targets,
+                                             {**options, "progress": "encoding training segments"})
+        dev_items = handler.training_items(classifier, tokenizer, [d.text for d in dev_documents], dev_targets,
+                                           {**options, "progress": "encoding dev segments"})
+        frozen = bool(getattr(classifier.config, "freeze_encoder", False))
+        args = TrainingArguments(
+            output_dir=os.path.join(work_dir, "trainer"),
+            num_train_epochs=epochs,
+            learning_rate=learning_rate,
+            per_device_train_batch_size=batch_size,
+            per_device_eval_batch_size=max(batch_size, 16 if frozen else batch_size),
+            warmup_steps=defaults.warmup_ratio,  # a float below 1 is a fraction of all steps
+            weight_decay=defaults.weight_decay,
+            eval_strategy=IntervalStrategy.EPOCH,
+            save_strategy=IntervalStrategy.NO,  # SaveBest writes the output folder itself
+            logging_strategy=IntervalStrategy.EPOCH,
+            report_to="none",
+            seed=seed,
+            bf16=bf16 and not frozen,
+            activation_checkpointing=gradient_checkpointing and not frozen,
+            remove_unused_columns=False,
+            dataloader_num_workers=0,
+            disable_tqdm=False,
+            use_cpu=device == "cpu",
+        )
+        save_best = SaveBest(output, tokenizer, space, classifier.config)
+        trainer = Trainer(
+            model=classifier,
+            args=args,
+            train_dataset=train_items,
+            eval_dataset=dev_items,
+            data_collator=handler.collate(classifier, tokenizer),
+            compute_metrics=lambda prediction: _metrics(prediction, space, classifier.config),
+            optimizers=(_optimizer(classifier, learning_rate, defaults), None),
+            callbacks=[save_best],
+        )
+        interrupted = False
+        try:
+            trainer.train()
+        except KeyboardInterrupt:
+            interrupted = True
+            where = f"the checkpoint of epoch {save_best.best_epoch:g} is intact at {output}" if save_best.best_epoch else "no checkpoint was saved yet"
+            print(f"\ninterrupted: {where}", flush=True)
+    result = TrainingResult(
+        output=str(output),
+        family=family,
+        best_epoch=save_best.best_epoch,
+        dev_metrics=save_best.best_metrics,
+        seconds=time.perf_counter() - start,
+        history=save_best.history,
+        interrupted=interrupted,
+    )
+    if save_best.best_epoch is not None:
+        report = {**result.__dict__, "train_file": str(train), "validation_file": str(validation),
+                  "model_source": str(model), "epochs": epochs, "learning_rate": learning_rate,
+                  "batch_size": batch_size, "seed": seed}
+        (output / TRAINING_REPORT).write_text(json.dumps(report, indent=1, default=str))
+    if interrupted:
+        raise KeyboardInterrupt
+    return result
+
+
+def _check_positive(**values) -> None:
+    for name, value in values.items():
+        if value <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+
+def _optimizer(model, learning_rate: float, defaults) -> torch.optim.Optimizer:
+    """AdamW; new layers learn at `head_learning_rate` when the family sets one, the encoder at `learning_rate`."""
+    encoder_names = ("encoder.", "longformer.")
+    encoder, head = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            (encoder if name.startswith(encoder_names) else head).append(parameter)
+    head_rate = max(learning_rate, defaults.head_learning_rate or learning_rate)
+    groups = [g for g in ({"params": encoder, "lr": learning_rate}, {"params": head, "lr": head_rate}) if g["params"]]
+    return torch.optim.AdamW(groups, lr=learning_rate, weight_decay=defaults.weight_decay)
+
+
+def _metrics(prediction, space: LabelSpace, config) -> dict:
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    probs = probabilities(logits, space.multi_label)
+    metrics = classification_metrics(prediction.label_ids, probs, space, getattr(config, "threshold", 0.5))
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
+
+
+class SaveBest(TrainerCallback):
+    """After each evaluation: when the dev macro-F1 improved, replace the output folder with the model."""
+
+    def __init__(self, output: Path, tokenizer, space: LabelSpace, config):
+        self.output, self.tokenizer, self.space, self.config = output, tokenizer, space, config
+        self.best_score: float | None = None
+        self.best_epoch: float | None = None
+        self.best_metrics: dict = {}
+        self.history: list[dict] = []
+
+    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+        scores = {k.removeprefix("eval_"): v for k, v in (metrics or {}).items()}
+        self.history.append({"epoch": state.epoch, **scores})
+        score = scores.get(BEST_METRIC)
+        if score is None:
+            return
+        if self.best_score is not None and score <= self.best_score:
+            print(f"epoch {state.epoch:g}: dev macro-F1 {score:.4f} (best {self.best_score:.4f})", flush=True)
+            return
+        self.best_score, self.best_epoch, self.best_metrics = score, state.epoch, scores
+        save_model_folder(model, self.tokenizer, self.output)
+        print(f"epoch {state.epoch:g}: dev macro-F1 {score:.4f}, accuracy {scores.get('accuracy', 0):.4f} "
+              f"-> saved to {self.output}", flush=True)
+
+
+def save_model_folder(model, tokenizer, output: Path) -> None:
+    """Write model + tokenizer into `output`, replacing what was there as one step."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.saving-", dir=output.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        with interrupts_held():
+            old = None
+            if output.exists():
+                old = output.parent / f".{output.name}.old-{os.getpid()}"
+                os.replace(output, old)
+            os.replace(staging, output)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextmanager
+def interrupts_held():
+    """Defer Ctrl-C until the block is done (main thread only), then deliver it."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            raise KeyboardInterrupt
+
+
+def evaluate_predictions(space: LabelSpace, gold: list, logits: np.ndarray, threshold: float) -> dict:
+    return classification_metrics(gold, probabilities(logits, space.multi_label), space, threshold)
+
+
+__all__ = ["DataError", "TrainingResult", "train_classifier", "save_model_folder"]
