@@ -270,3 +270,10 @@ def test_cache_encodes_each_document_once_and_is_keyed_by_the_weights(encoder_di
     with torch.no_grad():
         model.encoder.embeddings.word_embeddings.weight.mul_(2)
     assert SegmentVectorCache(model, tmp_path, bf16=False).folder != SegmentVectorCache(build(encoder_dir), tmp_path, bf16=False).folder
+
+
+def test_documents_longer_than_max_segments_are_read_in_part_with_a_warning(encoder_dir):
+    model = build(encoder_dir, max_segments=2)
+    tokenizer = bert_tokenizer()
+    with pytest.warns(UserWarning, match=r"1 of 2 documents are longer than max_segments=2 .* \(1 segments left out\)"):
+        model.predict([" ".join(WORDS[10:50]), " ".join(WORDS[10:20])], tokenizer=tokenizer)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import IntervalStrategy
 
 from .data.documents import DataError, read_documents
@@ -70,9 +71,11 @@ def train_classifier(
     gradient_checkpointing: bool = True,
     bf16: bool | None = None,
     cache_dir: str | os.PathLike | None = None,
+    config_overrides: dict | None = None,
 ) -> TrainingResult:
     """Train a `family` classifier on `train` (JSON lines or CSV), keep the best on `validation`,
-    save it to `output`; returns the dev scores of the saved model."""
+    save it to `output`; returns the dev scores of the saved model. `config_overrides` sets other
+    fields of the family's config (e.g. {"aggregator_layers": 2} for the segment classifier)."""
     start = time.perf_counter()
     if model is None:
         raise ValueError("give the encoder to start from: model='path/to/checkpoint' (--model)")
@@ -99,7 +102,7 @@ def train_classifier(
     options = dict(
         freeze_encoder=freeze_encoder, chunk_size=chunk_size, stride=stride, pooling=pooling,
         chunk_pooling=chunk_pooling, max_segments=max_segments, max_length=max_length, threshold=threshold,
-        cache_dir=cache_dir, bf16=bf16,
+        cache_dir=cache_dir, bf16=bf16, config_overrides=config_overrides or {},
     )
     with tempfile.TemporaryDirectory(prefix="longdoc-train-") as work_dir:
         options["work_dir"] = work_dir
@@ -133,7 +136,9 @@ def train_classifier(
             use_cpu=device == "cpu",
         )
         save_best = SaveBest(output, tokenizer, space, classifier.config)
-        trainer = Trainer(
+        dev_items.sort(key=handler.item_length)  # evaluation batches of alike lengths pad least
+        trainer = DocumentTrainer(
+            [handler.item_length(item) for item in train_items],
             model=classifier,
             args=args,
             train_dataset=train_items,
@@ -192,6 +197,19 @@ def _metrics(prediction, space: LabelSpace, config) -> dict:
     probs = probabilities(logits, space.multi_label)
     metrics = classification_metrics(prediction.label_ids, probs, space, getattr(config, "threshold", 0.5))
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
+
+
+class DocumentTrainer(Trainer):
+    """Trainer whose training batches group documents of similar length (shuffled groups,
+    `transformers`' LengthGroupedSampler), so short documents are not padded to the longest."""
+
+    def __init__(self, lengths: list[int], *args, **kwargs):
+        self.document_lengths = lengths
+        super().__init__(*args, **kwargs)
+
+    def _get_train_sampler(self, *args, **kwargs):
+        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return LengthGroupedSampler(batch, lengths=self.document_lengths)
 
 
 class SaveBest(TrainerCallback):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,11 @@ class ClassifierFamily(ABC):
     def collate(self, model, tokenizer):
         """A function that turns a list of items into a model batch."""
 
+    @staticmethod
+    def item_length(item: dict) -> int:
+        """What a document costs to batch (its segments or tokens), to group alike ones."""
+        return len(next(item[key] for key in ("segments", "segment_embeddings", "input_ids") if key in item))
+
     @abstractmethod
     def predict(self, model, tokenizer, texts: list[str], explain: bool = False, bf16: bool | None = None,
                 progress: str | None = None) -> Predictions: ...
@@ -122,6 +128,7 @@ class SegmentFamily(ClassifierFamily):
         for key in ("stride", "pooling", "chunk_pooling", "max_segments", "threshold"):
             if options.get(key) is not None:
                 fields[key] = options[key]
+        fields.update(options.get("config_overrides") or {})
         model = SegmentClassifier.from_encoder(source, **fields, **space.config_fields())
         return model, tokenizer
 
@@ -140,7 +147,18 @@ class SegmentFamily(ClassifierFamily):
         return Segmentation(config.chunk_size, config.stride, config.min_tail, config.max_segments)
 
     def segments(self, model, tokenizer, texts) -> list[SegmentedDocument]:
-        return segment_documents(texts, tokenizer, self.segmentation(model.config))
+        documents = segment_documents(texts, tokenizer, self.segmentation(model.config))
+        cut = [d for d in documents if d.dropped_segments]
+        if cut and self.method != "truncate":
+            config = model.config
+            warnings.warn(
+                f"{len(cut)} of {len(documents)} documents are longer than max_segments={config.max_segments} "
+                f"segments of {config.chunk_size} tokens; only their first {config.max_segments} segments are read "
+                f"({sum(d.dropped_segments for d in cut)} segments left out). Train with a larger --max-segments to "
+                f"read them whole",
+                stacklevel=2,
+            )
+        return documents
 
     def training_items(self, model, tokenizer, texts, targets, options):
         documents = self.segments(model, tokenizer, texts)
@@ -236,7 +254,8 @@ class LongformerFamily(ClassifierFamily):
             window = min(512, max_length - max_length % 2)  # the allenai window, or the whole input when shorter
             print(convert(source, long_source, to="longformer", max_length=max_length, window=window), flush=True)
         tokenizer = AutoTokenizer.from_pretrained(long_source)
-        model = LongformerForSequenceClassification.from_pretrained(long_source, **space.config_fields())
+        model = LongformerForSequenceClassification.from_pretrained(
+            long_source, **space.config_fields(), **(options.get("config_overrides") or {}))
         return model, tokenizer
 
     def load(self, model_dir):
