@@ -20,6 +20,7 @@ import csv
 import importlib.util
 import json
 import time
+import warnings
 from pathlib import Path
 
 from transformers.utils import logging as transformers_logging
@@ -45,6 +46,7 @@ def run(out: Path, max_segments: int, cache_dir: Path | None) -> None:
     from longdoc.models.segment_encoding import bf16_autocast_default, cpu_has_bf16
 
     transformers_logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", message=".*longer than max_segments")  # the cap is announced below
     out.mkdir(parents=True, exist_ok=True)
     encoder = packaged_minilm()
 

@@ -62,7 +62,7 @@ class SegmentClassifierConfig(PreTrainedConfig):
         max_segments: int = 128,
         pooling: str = "mean",
         chunk_pooling: str = "mean",
-        aggregator_layers: int = 2,
+        aggregator_layers: int = 1,
         aggregator_heads: int | None = None,
         aggregator_ffn: int | None = None,
         aggregator_dropout: float = 0.1,
