@@ -103,9 +103,12 @@ class ClassifierFamily(ABC):
         return self
 
 
-def _labels_tensor(items: list[dict]) -> torch.Tensor:
-    labels = [item["labels"] for item in items]
-    return torch.tensor(labels, dtype=torch.float if isinstance(labels[0], list) else torch.long)
+def _with_labels(batch: dict, items: list[dict]) -> dict:
+    """The batch plus the items' labels when they have any: class ids, or 0/1 rows for multi-label."""
+    if "labels" in items[0]:
+        labels = [item["labels"] for item in items]
+        batch["labels"] = torch.tensor(labels, dtype=torch.float if isinstance(labels[0], list) else torch.long)
+    return batch
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,9 +187,7 @@ class SegmentFamily(ClassifierFamily):
                 ids, attention = pad_segments([s for item in items for s in item["segments"]], pad)  # (S, L)
                 batch.update(input_ids=ids, attention_mask=attention)
             batch["segment_mask"] = mask
-            if "labels" in items[0]:
-                batch["labels"] = _labels_tensor(items)
-            return batch
+            return _with_labels(batch, items)
 
         return collate
 
@@ -285,10 +286,7 @@ class LongformerFamily(ClassifierFamily):
     def collate(self, model, tokenizer):
         def collate(items):
             ids, mask = pad_segments([item["input_ids"] for item in items], tokenizer.pad_token_id)
-            batch = {"input_ids": ids, "attention_mask": mask}
-            if "labels" in items[0]:
-                batch["labels"] = _labels_tensor(items)
-            return batch
+            return _with_labels({"input_ids": ids, "attention_mask": mask}, items)
 
         return collate
 
