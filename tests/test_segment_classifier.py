@@ -13,7 +13,7 @@ from longdoc.data.segmentation import Segmentation, check_chunk_size, segment_do
 from longdoc.models import segment_encoding
 from longdoc.models.segment_encoding import SegmentVectorCache, encode_documents, length_sorted_batches
 
-from tiny_checkpoints import WORDS, bert_tokenizer, tiny_bert
+from tiny_checkpoints import TINY, WORDS, bert_tokenizer, tiny_bert
 
 
 @pytest.fixture(scope="module")
@@ -277,3 +277,28 @@ def test_documents_longer_than_max_segments_are_read_in_part_with_a_warning(enco
     tokenizer = bert_tokenizer()
     with pytest.warns(UserWarning, match=r"1 of 2 documents are longer than max_segments=2 .* \(1 segments left out\)"):
         model.predict([" ".join(WORDS[10:50]), " ".join(WORDS[10:20])], tokenizer=tokenizer)
+
+
+def _tiny_mpnet(folder):
+    vocab = ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"] + WORDS
+    tokenizer = transformers.MPNetTokenizer(vocab={t: i for i, t in enumerate(vocab)})
+    fields = {k: v for k, v in TINY.items() if k != "type_vocab_size"}
+    transformers.MPNetModel(transformers.MPNetConfig(vocab_size=len(vocab), max_position_embeddings=66, **fields)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_an_mpnet_encoder_gets_its_own_special_tokens_and_length_limit(tmp_path):
+    from longdoc.tasks.classification import LabelSpace
+    from longdoc.tasks.families import get_family
+
+    source = _tiny_mpnet(tmp_path / "mpnet")
+    model, tokenizer = get_family("segment").build(str(source), LabelSpace(("a", "b"), False), {})
+    assert type(model.encoder).__name__ == "MPNetModel"
+    assert model.config.chunk_size == 62  # 66 positions - 2 padding rows - <s> and </s>
+    (doc,) = segment_documents([" ".join(WORDS[10:90])], tokenizer, Segmentation(62, 62, 7))
+    assert all(s[0] == tokenizer.bos_token_id and s[-1] == tokenizer.eos_token_id for s in doc.segments)
+    with pytest.raises(ValueError, match="chunk_size <= 62"):
+        get_family("segment").build(str(source), LabelSpace(("a", "b"), False), {"chunk_size": 63})
+    (prediction,) = model.predict([" ".join(WORDS[10:90])], tokenizer=tokenizer, explain=True)
+    assert len(prediction.explanation[prediction.labels[0]]) == 2
