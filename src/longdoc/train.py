@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_pt_utils import LengthGroupedSampler
@@ -135,7 +134,7 @@ def train_classifier(
             disable_tqdm=False,
             use_cpu=device == "cpu",
         )
-        save_best = SaveBest(output, tokenizer, space, classifier.config)
+        save_best = SaveBest(output, tokenizer)
         dev_items.sort(key=handler.item_length)  # evaluation batches of alike lengths pad least
         trainer = DocumentTrainer(
             [handler.item_length(item) for item in train_items],
@@ -215,8 +214,8 @@ class DocumentTrainer(Trainer):
 class SaveBest(TrainerCallback):
     """After each evaluation: when the dev macro-F1 improved, replace the output folder with the model."""
 
-    def __init__(self, output: Path, tokenizer, space: LabelSpace, config):
-        self.output, self.tokenizer, self.space, self.config = output, tokenizer, space, config
+    def __init__(self, output: Path, tokenizer):
+        self.output, self.tokenizer = output, tokenizer
         self.best_score: float | None = None
         self.best_epoch: float | None = None
         self.best_metrics: dict = {}
@@ -274,10 +273,6 @@ def interrupts_held():
         signal.signal(signal.SIGINT, previous)
         if received:
             raise KeyboardInterrupt
-
-
-def evaluate_predictions(space: LabelSpace, gold: list, logits: np.ndarray, threshold: float) -> dict:
-    return classification_metrics(gold, probabilities(logits, space.multi_label), space, threshold)
 
 
 __all__ = ["DataError", "TrainingResult", "train_classifier", "save_model_folder"]

@@ -37,6 +37,10 @@ class Segmentation:
 
     def windows(self, num_tokens: int) -> list[tuple[int, int]]:
         """[start, stop) token ranges of the segments of a document of `num_tokens` tokens."""
+        return self.all_windows(num_tokens)[: self.max_segments]
+
+    def all_windows(self, num_tokens: int) -> list[tuple[int, int]]:
+        """The windows before `max_segments` cuts them."""
         if num_tokens <= 0:
             return [(0, 0)]
         spans = []
@@ -49,8 +53,6 @@ class Segmentation:
             start += self.stride
         if len(spans) > 1 and spans[-1][1] - spans[-1][0] < self.min_tail:
             spans.pop()
-        if self.max_segments is not None:
-            spans = spans[: self.max_segments]
         return spans
 
 
@@ -107,8 +109,8 @@ def segment_documents(
 
 
 def _segment(ids, offsets, text_length, prefix, suffix, segmentation: Segmentation) -> SegmentedDocument:
-    all_windows = Segmentation(segmentation.chunk_size, segmentation.stride, segmentation.min_tail).windows(len(ids))
-    windows = segmentation.windows(len(ids))
+    all_windows = segmentation.all_windows(len(ids))
+    windows = all_windows[: segmentation.max_segments]
     segments, spans = [], []
     for start, stop in windows:
         segments.append(prefix + list(ids[start:stop]) + suffix)

@@ -106,7 +106,7 @@ class SegmentClassifierConfig(PreTrainedConfig):
 
     @property
     def num_attention_heads(self) -> int:  # the aggregator's heads; keeps transformers' helpers content
-        return self.aggregator_heads or _heads_for(self.hidden_size, self.encoder.get("num_attention_heads", 1))
+        return self.aggregator_heads or _heads_for(self.hidden_size)
 
     def validate_segment_classifier(self) -> None:
         checks = (
@@ -133,7 +133,7 @@ class SegmentClassifierConfig(PreTrainedConfig):
         Segmentation(self.chunk_size, self.stride, self.min_tail)  # raises on an inconsistent stride
 
 
-def _heads_for(hidden: int, encoder_heads: int) -> int:
+def _heads_for(hidden: int) -> int:
     """Aggregator heads of about 64 dimensions each that divide the hidden size."""
     for heads in range(max(1, hidden // 64), 0, -1):
         if hidden % heads == 0:
