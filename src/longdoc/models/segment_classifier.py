@@ -239,9 +239,11 @@ class SegmentClassifier(PreTrainedModel):
 
     def _init_weights(self, module):
         if isinstance(module, LabelAttention):
-            # Queries and keys of order one: with both near zero the attention starts uniform and its
-            # gradients (a product of the two) vanish, so it would never learn to pick segments.
-            nn.init.normal_(module.queries, std=1.0)
+            # Small queries over keys of order one: the attention starts near uniform, so the head starts
+            # close to a linear model on the mean segment vector (a strong baseline) and learns to pick
+            # segments from there. Kernel-docs dev macro-F1 (frozen MiniLM, seeds 42 and 1): std 1
+            # .55, std 0 .65/.63, std 0.1 .67/.64; std 0 learns the synthetic needle task too slowly.
+            nn.init.normal_(module.queries, std=0.1)
             nn.init.xavier_uniform_(module.key.weight)
             nn.init.zeros_(module.key.bias)
             nn.init.normal_(module.output_weight, std=0.02)
