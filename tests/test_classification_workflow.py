@@ -7,6 +7,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -162,12 +163,15 @@ def test_cli_train_evaluate_predict(encoder, data, tmp_path, capsys):
     assert "weight" in captured.err
 
 
-def test_fine_tuned_segment_and_longformer_train_and_predict(encoder, data, tmp_path):
+def test_fine_tuned_segment_and_longformer_train_and_predict(encoder, data, tmp_path, capsys):
     for family, extra in (("segment", dict(chunk_size=14, max_segments=12)), ("longformer", dict(max_length=128))):
         out = tmp_path / family
         result = train_classifier(data["train"], data["dev"], out, family=family, model=str(encoder), epochs=1,
                                   batch_size=8, **extra)
         assert result.best_epoch == 1
+        # a CPU user hears up front what fine-tuning costs, and of the fast alternative
+        heads_up = re.search(r"every epoch reads ([\d,]+) tokens .*--freeze-encoder", capsys.readouterr().out)
+        assert heads_up and int(heads_up.group(1).replace(",", "")) > 48 * 14
         classifier = DocumentClassifier.from_pretrained(out)
         assert classifier.family.name == family
         (prediction,) = classifier.predict(read_documents(data["test"])[0].text)

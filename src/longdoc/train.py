@@ -114,6 +114,9 @@ def train_classifier(
         dev_items = handler.training_items(classifier, tokenizer, [d.text for d in dev_documents], dev_targets,
                                            {**options, "progress": "encoding dev segments"})
         frozen = bool(getattr(classifier.config, "freeze_encoder", False))
+        if not frozen and device == "cpu":
+            print(f"fine-tuning the encoder on the CPU: every epoch reads {_item_tokens(train_items):,} tokens through "
+                  f"the encoder and back ({epochs} epochs); --freeze-encoder trains in minutes instead", flush=True)
         args = TrainingArguments(
             output_dir=os.path.join(work_dir, "trainer"),
             num_train_epochs=epochs,
@@ -276,3 +279,8 @@ def interrupts_held():
 
 
 __all__ = ["DataError", "TrainingResult", "train_classifier", "save_model_folder"]
+
+
+def _item_tokens(items: list[dict]) -> int:
+    """Tokens the encoder reads for these training items (segments or one sequence each)."""
+    return sum(sum(len(s) for s in item["segments"]) if "segments" in item else len(item.get("input_ids", ())) for item in items)
