@@ -60,6 +60,9 @@ def add_train_command(subparsers) -> None:
     parser.add_argument("--output", required=True, metavar="MODEL_DIR", help="folder for the trained model")
     parser.add_argument("--freeze-encoder", action="store_true",
                         help="train only the layers above a frozen encoder (segment vectors are cached: minutes on a CPU)")
+    parser.add_argument("--no-head-warmup", dest="head_warmup", action="store_false",
+                        help="fine-tuning: skip the first stage that trains the layers above the frozen encoder "
+                        "on its cached segment vectors before everything fine-tunes")
     parser.add_argument("--epochs", type=int, metavar="N", help="training epochs (default: the family's)")
     parser.add_argument("--learning-rate", type=float, metavar="X", help="peak learning rate (default: the family's)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="documents per step (default: the family's)")
@@ -93,7 +96,7 @@ def run_train(args) -> int:
             text_column=args.text_column, label_column=args.label_column, chunk_size=args.chunk_size,
             stride=args.stride, pooling=args.pooling, chunk_pooling=args.chunk_pooling,
             max_segments=args.max_segments, max_length=args.max_length, threshold=args.threshold,
-            cache_dir=args.cache_dir,
+            cache_dir=args.cache_dir, head_warmup=args.head_warmup,
         )
     except KeyboardInterrupt:
         return 130
@@ -101,7 +104,7 @@ def run_train(args) -> int:
         print("no model was saved: the dev set gave no score", file=sys.stderr)
         return 1
     scores = result.dev_metrics
-    print(f"saved the best model (epoch {result.best_epoch:g} of {len(result.history)}) to {result.output}")
+    print(f"saved the best model ({result.best_when()}) to {result.output}")
     print(f"dev: macro-F1 {scores['macro_f1']:.4f}, accuracy {scores['accuracy']:.4f}, micro-F1 "
           f"{scores['micro_f1']:.4f} ({result.seconds:.0f} s)")
     return 0

@@ -18,7 +18,7 @@ import signal
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -33,6 +33,7 @@ from .tasks.families import get_family
 
 BEST_METRIC = "macro_f1"
 TRAINING_REPORT = "training_report.json"
+ENCODER_PREFIXES = ("encoder.", "longformer.")  # parameter names of the pretrained encoder in every family
 
 
 @dataclass
@@ -44,6 +45,13 @@ class TrainingResult:
     seconds: float
     history: list[dict] = field(default_factory=list)
     interrupted: bool = False
+    best_stage: str | None = None  # "training", or "head warm-up" / "fine-tuning" when fine-tuning warmed the head up
+
+    def best_when(self) -> str:
+        """Where the saved model comes from: 'epoch 3 of 4', 'head warm-up epoch 16 of 40'."""
+        stage = [h for h in self.history if h.get("stage") == self.best_stage]
+        prefix = "" if self.best_stage in (None, "training") else f"{self.best_stage} "
+        return f"{prefix}epoch {self.best_epoch:g} of {len(stage)}"
 
 
 def train_classifier(
@@ -71,10 +79,16 @@ def train_classifier(
     bf16: bool | None = None,
     cache_dir: str | os.PathLike | None = None,
     config_overrides: dict | None = None,
+    head_warmup: bool = True,
 ) -> TrainingResult:
     """Train a `family` classifier on `train` (JSON lines or CSV), keep the best on `validation`,
     save it to `output`; returns the dev scores of the saved model. `config_overrides` sets other
-    fields of the family's config (e.g. {"aggregator_layers": 2} for the segment classifier)."""
+    fields of the family's config (e.g. {"aggregator_layers": 2} for the segment classifier).
+
+    Fine-tuning (no `freeze_encoder`) of a family that can read cached segment vectors runs in two
+    stages unless `head_warmup` is False: the layers above the encoder first learn on the frozen
+    encoder's vectors (the family's frozen defaults), then everything fine-tunes from the best of
+    them at `learning_rate`. The fine-tuned model is kept only where it beats the warmed-up one."""
     start = time.perf_counter()
     if model is None:
         raise ValueError("give the encoder to start from: model='path/to/checkpoint' (--model)")
@@ -114,53 +128,44 @@ def train_classifier(
         dev_items = handler.training_items(classifier, tokenizer, [d.text for d in dev_documents], dev_targets,
                                            {**options, "progress": "encoding dev segments"})
         frozen = bool(getattr(classifier.config, "freeze_encoder", False))
+        warmup = None
+        if not frozen and head_warmup:
+            warmup = [handler.head_warmup_items(classifier, tokenizer, texts, targets, {**options, "progress": progress})
+                      for texts, targets, progress in (
+                          ([d.text for d in train_documents], train_targets, "head warm-up: encoding training segments"),
+                          ([d.text for d in dev_documents], dev_targets, "head warm-up: encoding dev segments"))]
+            warmup = None if warmup[0] is None else warmup
         if not frozen and device == "cpu":
             print(f"fine-tuning the encoder on the CPU: every epoch reads {_item_tokens(train_items):,} tokens through "
                   f"the encoder and back ({epochs} epochs); --freeze-encoder trains in minutes instead", flush=True)
-        args = TrainingArguments(
-            output_dir=os.path.join(work_dir, "trainer"),
-            num_train_epochs=epochs,
-            learning_rate=learning_rate,
-            per_device_train_batch_size=batch_size,
-            per_device_eval_batch_size=max(batch_size, 16 if frozen else batch_size),
-            warmup_steps=defaults.warmup_ratio,  # a float below 1 is a fraction of all steps
-            weight_decay=defaults.weight_decay,
-            eval_strategy=IntervalStrategy.EPOCH,
-            save_strategy=IntervalStrategy.NO,  # SaveBest writes the output folder itself
-            logging_strategy=IntervalStrategy.EPOCH,
-            report_to="none",
-            seed=seed,
-            bf16=bf16 and not frozen,
-            activation_checkpointing=gradient_checkpointing and not frozen,
-            remove_unused_columns=False,
-            dataloader_num_workers=0,
-            disable_tqdm=False,
-            use_cpu=device == "cpu",
-        )
         save_best = SaveBest(output, tokenizer)
-        dev_items.sort(key=handler.item_length)  # evaluation batches of alike lengths pad least
-        trainer = DocumentTrainer(
-            [handler.item_length(item) for item in train_items],
-            model=classifier,
-            args=args,
-            train_dataset=train_items,
-            eval_dataset=dev_items,
-            data_collator=handler.collate(classifier, tokenizer),
-            compute_metrics=lambda prediction: _metrics(prediction, space, classifier.config),
-            optimizers=(_optimizer(classifier, learning_rate, defaults), None),
-            callbacks=[save_best],
-        )
+        fit = _Fit(handler, classifier, tokenizer, space, save_best, work_dir, device, seed)
         interrupted = False
         try:
-            trainer.train()
+            if warmup is not None:
+                head = handler.defaults(True)
+                print(f"stage 1 of 2, head warm-up: the layers above the encoder learn on its segment vectors "
+                      f"({head.epochs} epochs); then stage 2 fine-tunes everything from the best of them", flush=True)
+                save_best.stage = "head warm-up"
+                with _encoder_frozen(classifier):
+                    fit(*warmup, head.epochs, head.learning_rate, head.batch_size, head, bf16=False, checkpointing=False)
+                if save_best.best_epoch is not None:
+                    classifier.load_state_dict(handler.load(str(output)).state_dict())
+                save_best.stage = "fine-tuning"
+                print("stage 2 of 2, fine-tuning the encoder and the layers above it", flush=True)
+                defaults = replace(defaults, head_learning_rate=None)  # the head is trained: no higher rate
+            fit(train_items, dev_items, epochs, learning_rate, batch_size, defaults,
+                bf16=bf16 and not frozen, checkpointing=gradient_checkpointing and not frozen)
         except KeyboardInterrupt:
             interrupted = True
-            where = f"the checkpoint of epoch {save_best.best_epoch:g} is intact at {output}" if save_best.best_epoch else "no checkpoint was saved yet"
+            where = (f"the checkpoint of {save_best.best_when()} is intact at {output}"
+                     if save_best.best_epoch else "no checkpoint was saved yet")
             print(f"\ninterrupted: {where}", flush=True)
     result = TrainingResult(
         output=str(output),
         family=family,
         best_epoch=save_best.best_epoch,
+        best_stage=save_best.best_stage,
         dev_metrics=save_best.best_metrics,
         seconds=time.perf_counter() - start,
         history=save_best.history,
@@ -176,6 +181,63 @@ def train_classifier(
     return result
 
 
+class _Fit:
+    """Runs one stage of training: a Trainer over the given items, SaveBest keeping the best model."""
+
+    def __init__(self, handler, classifier, tokenizer, space, save_best, work_dir, device, seed):
+        self.handler, self.classifier, self.tokenizer, self.space = handler, classifier, tokenizer, space
+        self.save_best, self.work_dir, self.device, self.seed = save_best, work_dir, device, seed
+
+    def __call__(self, train_items, dev_items, epochs, learning_rate, batch_size, defaults, bf16, checkpointing):
+        frozen = not any(p.requires_grad for n, p in self.classifier.named_parameters() if n.startswith(ENCODER_PREFIXES))
+        args = TrainingArguments(
+            output_dir=os.path.join(self.work_dir, "trainer"),
+            num_train_epochs=epochs,
+            learning_rate=learning_rate,
+            per_device_train_batch_size=batch_size,
+            per_device_eval_batch_size=max(batch_size, 16 if frozen else batch_size),
+            warmup_steps=defaults.warmup_ratio,  # a float below 1 is a fraction of all steps
+            weight_decay=defaults.weight_decay,
+            eval_strategy=IntervalStrategy.EPOCH,
+            save_strategy=IntervalStrategy.NO,  # SaveBest writes the output folder itself
+            logging_strategy=IntervalStrategy.EPOCH,
+            report_to="none",
+            seed=self.seed,
+            bf16=bf16,
+            activation_checkpointing=checkpointing,
+            remove_unused_columns=False,
+            dataloader_num_workers=0,
+            disable_tqdm=False,
+            use_cpu=self.device == "cpu",
+        )
+        dev_items = sorted(dev_items, key=self.handler.item_length)  # evaluation batches of alike lengths pad least
+        trainer = DocumentTrainer(
+            [self.handler.item_length(item) for item in train_items],
+            model=self.classifier,
+            args=args,
+            train_dataset=train_items,
+            eval_dataset=dev_items,
+            data_collator=self.handler.collate(self.classifier, self.tokenizer),
+            compute_metrics=lambda prediction: _metrics(prediction, self.space, self.classifier.config),
+            optimizers=(_optimizer(self.classifier, learning_rate, defaults), None),
+            callbacks=[self.save_best],
+        )
+        trainer.train()
+
+
+@contextmanager
+def _encoder_frozen(model):
+    """The encoder's parameters out of training for the block (restored after)."""
+    encoder = [p for n, p in model.named_parameters() if n.startswith(ENCODER_PREFIXES) and p.requires_grad]
+    for parameter in encoder:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter in encoder:
+            parameter.requires_grad_(True)
+
+
 def _check_positive(**values) -> None:
     for name, value in values.items():
         if value <= 0:
@@ -184,11 +246,10 @@ def _check_positive(**values) -> None:
 
 def _optimizer(model, learning_rate: float, defaults) -> torch.optim.Optimizer:
     """AdamW; new layers learn at `head_learning_rate` when the family sets one, the encoder at `learning_rate`."""
-    encoder_names = ("encoder.", "longformer.")
     encoder, head = [], []
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
-            (encoder if name.startswith(encoder_names) else head).append(parameter)
+            (encoder if name.startswith(ENCODER_PREFIXES) else head).append(parameter)
     head_rate = max(learning_rate, defaults.head_learning_rate or learning_rate)
     groups = [g for g in ({"params": encoder, "lr": learning_rate}, {"params": head, "lr": head_rate}) if g["params"]]
     return torch.optim.AdamW(groups, lr=learning_rate, weight_decay=defaults.weight_decay)
@@ -219,23 +280,30 @@ class SaveBest(TrainerCallback):
 
     def __init__(self, output: Path, tokenizer):
         self.output, self.tokenizer = output, tokenizer
+        self.stage = "training"  # train_classifier names the stages of a fine-tuning with head warm-up
         self.best_score: float | None = None
         self.best_epoch: float | None = None
+        self.best_stage: str | None = None
         self.best_metrics: dict = {}
         self.history: list[dict] = []
 
+    def best_when(self) -> str:
+        """'epoch 3', or 'head warm-up epoch 16' when training ran in stages."""
+        return f"{'' if self.best_stage == 'training' else self.best_stage + ' '}epoch {self.best_epoch:g}"
+
     def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
         scores = {k.removeprefix("eval_"): v for k, v in (metrics or {}).items()}
-        self.history.append({"epoch": state.epoch, **scores})
+        self.history.append({"stage": self.stage, "epoch": state.epoch, **scores})
         score = scores.get(BEST_METRIC)
         if score is None:
             return
+        stage = "" if self.stage == "training" else f"{self.stage} "
         if self.best_score is not None and score <= self.best_score:
-            print(f"epoch {state.epoch:g}: dev macro-F1 {score:.4f} (best {self.best_score:.4f})", flush=True)
+            print(f"{stage}epoch {state.epoch:g}: dev macro-F1 {score:.4f} (best {self.best_score:.4f})", flush=True)
             return
-        self.best_score, self.best_epoch, self.best_metrics = score, state.epoch, scores
+        self.best_score, self.best_epoch, self.best_stage, self.best_metrics = score, state.epoch, self.stage, scores
         save_model_folder(model, self.tokenizer, self.output)
-        print(f"epoch {state.epoch:g}: dev macro-F1 {score:.4f}, accuracy {scores.get('accuracy', 0):.4f} "
+        print(f"{stage}epoch {state.epoch:g}: dev macro-F1 {score:.4f}, accuracy {scores.get('accuracy', 0):.4f} "
               f"-> saved to {self.output}", flush=True)
 
 

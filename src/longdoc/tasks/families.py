@@ -81,6 +81,11 @@ class ClassifierFamily(ABC):
     def training_items(self, model, tokenizer, texts: list[str], targets: list, options: dict) -> list[dict]:
         """One dict per document, the inputs the collator batches (labels under "labels")."""
 
+    def head_warmup_items(self, model, tokenizer, texts: list[str], targets: list, options: dict) -> list[dict] | None:
+        """Items that train only the layers above a frozen encoder, the first stage of fine-tuning
+        (the collator batches them too); None when the family has no such stage."""
+        return None
+
     @abstractmethod
     def collate(self, model, tokenizer):
         """A function that turns a list of items into a model batch."""
@@ -164,13 +169,18 @@ class SegmentFamily(ClassifierFamily):
         return documents
 
     def training_items(self, model, tokenizer, texts, targets, options):
-        documents = self.segments(model, tokenizer, texts)
         if model.config.freeze_encoder:
-            cache = SegmentVectorCache(model, options.get("cache_dir"), bf16=options.get("bf16"))
-            vectors = cache.vectors([d.segments for d in documents], tokenizer.pad_token_id,
-                                    progress=options.get("progress", "encoding segments"))
-            return [{"segment_embeddings": v, "labels": t} for v, t in zip(vectors, targets)]
+            return self.head_warmup_items(model, tokenizer, texts, targets, options)
+        documents = self.segments(model, tokenizer, texts)
         return [{"segments": d.segments, "labels": t} for d, t in zip(documents, targets)]
+
+    def head_warmup_items(self, model, tokenizer, texts, targets, options):
+        """Cached segment vectors of the encoder as it is (the frozen-encoder inputs)."""
+        documents = self.segments(model, tokenizer, texts)
+        cache = SegmentVectorCache(model, options.get("cache_dir"), bf16=options.get("bf16"))
+        vectors = cache.vectors([d.segments for d in documents], tokenizer.pad_token_id,
+                                progress=options.get("progress", "encoding segments"))
+        return [{"segment_embeddings": v, "labels": t} for v, t in zip(vectors, targets)]
 
     def collate(self, model, tokenizer):
         pad = tokenizer.pad_token_id
