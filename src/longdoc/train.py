@@ -50,8 +50,12 @@ class TrainingResult:
     def best_when(self) -> str:
         """Where the saved model comes from: 'epoch 3 of 4', 'head warm-up epoch 16 of 40'."""
         stage = [h for h in self.history if h.get("stage") == self.best_stage]
-        prefix = "" if self.best_stage in (None, "training") else f"{self.best_stage} "
-        return f"{prefix}epoch {self.best_epoch:g} of {len(stage)}"
+        return f"{_stage_prefix(self.best_stage)}epoch {self.best_epoch:g} of {len(stage)}"
+
+
+def _stage_prefix(stage: str | None) -> str:
+    """'' for a one-stage training, else the stage's name and a space."""
+    return "" if stage in (None, "training") else f"{stage} "
 
 
 def train_classifier(
@@ -130,10 +134,9 @@ def train_classifier(
         frozen = bool(getattr(classifier.config, "freeze_encoder", False))
         warmup = None
         if not frozen and head_warmup:
-            warmup = [handler.head_warmup_items(classifier, tokenizer, texts, targets, {**options, "progress": progress})
-                      for texts, targets, progress in (
-                          ([d.text for d in train_documents], train_targets, "head warm-up: encoding training segments"),
-                          ([d.text for d in dev_documents], dev_targets, "head warm-up: encoding dev segments"))]
+            warmup = [handler.head_warmup_items(classifier, tokenizer, items, {**options, "progress": progress})
+                      for items, progress in ((train_items, "head warm-up: encoding training segments"),
+                                              (dev_items, "head warm-up: encoding dev segments"))]
             warmup = None if warmup[0] is None else warmup
         if not frozen and device == "cpu":
             print(f"fine-tuning the encoder on the CPU: every epoch reads {_item_tokens(train_items):,} tokens through "
@@ -289,7 +292,7 @@ class SaveBest(TrainerCallback):
 
     def best_when(self) -> str:
         """'epoch 3', or 'head warm-up epoch 16' when training ran in stages."""
-        return f"{'' if self.best_stage == 'training' else self.best_stage + ' '}epoch {self.best_epoch:g}"
+        return f"{_stage_prefix(self.best_stage)}epoch {self.best_epoch:g}"
 
     def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
         scores = {k.removeprefix("eval_"): v for k, v in (metrics or {}).items()}
@@ -297,7 +300,7 @@ class SaveBest(TrainerCallback):
         score = scores.get(BEST_METRIC)
         if score is None:
             return
-        stage = "" if self.stage == "training" else f"{self.stage} "
+        stage = _stage_prefix(self.stage)
         if self.best_score is not None and score <= self.best_score:
             print(f"{stage}epoch {state.epoch:g}: dev macro-F1 {score:.4f} (best {self.best_score:.4f})", flush=True)
             return

@@ -81,9 +81,10 @@ class ClassifierFamily(ABC):
     def training_items(self, model, tokenizer, texts: list[str], targets: list, options: dict) -> list[dict]:
         """One dict per document, the inputs the collator batches (labels under "labels")."""
 
-    def head_warmup_items(self, model, tokenizer, texts: list[str], targets: list, options: dict) -> list[dict] | None:
-        """Items that train only the layers above a frozen encoder, the first stage of fine-tuning
-        (the collator batches them too); None when the family has no such stage."""
+    def head_warmup_items(self, model, tokenizer, items: list[dict], options: dict) -> list[dict] | None:
+        """The fine-tuning `items` (from `training_items`) as inputs that train only the layers above
+        a frozen encoder, the first stage of fine-tuning (the collator batches them too); None when
+        the family has no such stage."""
         return None
 
     @abstractmethod
@@ -169,18 +170,16 @@ class SegmentFamily(ClassifierFamily):
         return documents
 
     def training_items(self, model, tokenizer, texts, targets, options):
-        if model.config.freeze_encoder:
-            return self.head_warmup_items(model, tokenizer, texts, targets, options)
         documents = self.segments(model, tokenizer, texts)
-        return [{"segments": d.segments, "labels": t} for d, t in zip(documents, targets)]
+        items = [{"segments": d.segments, "labels": t} for d, t in zip(documents, targets)]
+        return self.head_warmup_items(model, tokenizer, items, options) if model.config.freeze_encoder else items
 
-    def head_warmup_items(self, model, tokenizer, texts, targets, options):
+    def head_warmup_items(self, model, tokenizer, items, options):
         """Cached segment vectors of the encoder as it is (the frozen-encoder inputs)."""
-        documents = self.segments(model, tokenizer, texts)
         cache = SegmentVectorCache(model, options.get("cache_dir"), bf16=options.get("bf16"))
-        vectors = cache.vectors([d.segments for d in documents], tokenizer.pad_token_id,
+        vectors = cache.vectors([item["segments"] for item in items], tokenizer.pad_token_id,
                                 progress=options.get("progress", "encoding segments"))
-        return [{"segment_embeddings": v, "labels": t} for v, t in zip(vectors, targets)]
+        return [{"segment_embeddings": v, "labels": item["labels"]} for v, item in zip(vectors, items)]
 
     def collate(self, model, tokenizer):
         pad = tokenizer.pad_token_id
