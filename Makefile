@@ -5,8 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
+# lsg-converter (the LSG oracle of the parity tests) imports only with transformers 4.36.2: own virtualenv
+ORACLE := .venv-lsg
+ORACLE_STAMP := $(ORACLE)/.installed
 
-.PHONY: test demo bench venv clean
+.PHONY: test demo bench venv oracle clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -17,10 +20,19 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e ".[dev,demo,bench]"
 	touch $(STAMP)
 
+$(ORACLE_STAMP):
+	$(PY) -m venv $(ORACLE)
+	$(ORACLE)/bin/pip install -q --upgrade pip
+	$(ORACLE)/bin/pip install -q $(TORCH)
+	$(ORACLE)/bin/pip install -q transformers==4.36.2 lsg-converter==0.1.9
+	touch $(ORACLE_STAMP)
+
 venv: $(STAMP)
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
+oracle: $(ORACLE_STAMP)
+
+test: $(STAMP) $(ORACLE_STAMP)
+	LONGDOC_REQUIRE_ORACLE=1 $(BIN)/python -m pytest -q
 
 demo: $(STAMP)
 	$(BIN)/python -m longdoc.demo
@@ -29,4 +41,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_longformer.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) $(ORACLE) build src/*.egg-info

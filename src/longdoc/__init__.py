@@ -1,5 +1,7 @@
 """longdoc: transformers over long documents."""
 
+from .models import *  # noqa: F401,F403  (the LSG classes, under lsg-converter's names)
+from .models import LSG_CLASSES
 from .models import (
     LongformerConfig,
     LongformerForMaskedLM,
@@ -17,7 +19,7 @@ from .train import TrainingResult, train_classifier
 
 __version__ = "0.2.0"
 
-__all__ = [
+__all__ = LSG_CLASSES + [
     "DocumentClassifier",
     "DocumentPrediction",
     "SegmentClassifier",

@@ -1,6 +1,26 @@
 """Model families; each plugs its attention into the shared encoder layer and heads."""
 
 from .longformer import LongformerConfig, LongformerModel, LongformerPreTrainedModel
+from .lsg import LSGBertConfig, LSGBertModel, LSGRobertaConfig, LSGRobertaModel
+from .lsg_bart import (
+    LSGBartConfig,
+    LSGBartForConditionalGeneration,
+    LSGBartForQuestionAnswering,
+    LSGBartForSequenceClassification,
+    LSGBartModel,
+)
+from .lsg_heads import (
+    LSGBertForMaskedLM,
+    LSGBertForMultipleChoice,
+    LSGBertForQuestionAnswering,
+    LSGBertForSequenceClassification,
+    LSGBertForTokenClassification,
+    LSGRobertaForMaskedLM,
+    LSGRobertaForMultipleChoice,
+    LSGRobertaForQuestionAnswering,
+    LSGRobertaForSequenceClassification,
+    LSGRobertaForTokenClassification,
+)
 from .longformer_heads import (
     LongformerForMaskedLM,
     LongformerForMultipleChoice,
@@ -9,7 +29,16 @@ from .longformer_heads import (
     LongformerForTokenClassification,
 )
 
-__all__ = [
+LSG_CLASSES = [
+    "LSGBartConfig", "LSGBartForConditionalGeneration", "LSGBartForQuestionAnswering",
+    "LSGBartForSequenceClassification", "LSGBartModel",
+    "LSGBertConfig", "LSGBertForMaskedLM", "LSGBertForMultipleChoice", "LSGBertForQuestionAnswering",
+    "LSGBertForSequenceClassification", "LSGBertForTokenClassification", "LSGBertModel",
+    "LSGRobertaConfig", "LSGRobertaForMaskedLM", "LSGRobertaForMultipleChoice", "LSGRobertaForQuestionAnswering",
+    "LSGRobertaForSequenceClassification", "LSGRobertaForTokenClassification", "LSGRobertaModel",
+]
+
+__all__ = LSG_CLASSES + [
     "LongformerConfig",
     "LongformerModel",
     "LongformerPreTrainedModel",

@@ -43,9 +43,11 @@ class Intermediate(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
         self.intermediate_act_fn = ACT2FN[config.hidden_act]
+        # BART-family layers drop out after the activation too; BERT-family configs have no such field
+        self.activation_dropout = nn.Dropout(getattr(config, "activation_dropout", 0.0) or 0.0)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.intermediate_act_fn(self.dense(hidden_states))
+        return self.activation_dropout(self.intermediate_act_fn(self.dense(hidden_states)))
 
 
 class Output(nn.Module):
@@ -71,3 +73,15 @@ class EncoderLayer(GradientCheckpointingLayer):
     def forward(self, hidden_states, **attention_inputs):
         attended, *extras = self.attention(hidden_states, **attention_inputs)
         return (self.output(self.intermediate(attended), attended), *extras)
+
+
+class Pooler(nn.Module):
+    """dense -> tanh on the first token (BERT's pooler)."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.activation = nn.Tanh()
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.activation(self.dense(hidden_states[:, 0]))

@@ -17,7 +17,7 @@ from ..attention.sliding_window import (
     local_attention,
     merge_global_rows,
 )
-from .layers import EncoderLayer
+from .layers import EncoderLayer, Pooler
 from .outputs import EncoderOutput
 
 
@@ -196,14 +196,7 @@ class LongformerSelfAttention(nn.Module):
         return merge_global_rows(out, local_probs, g_out, g_probs if output_attentions else None, pattern)
 
 
-class LongformerPooler(nn.Module):
-    def __init__(self, config):
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
-        self.activation = nn.Tanh()
-
-    def forward(self, hidden_states):
-        return self.activation(self.dense(hidden_states[:, 0]))
+LongformerPooler = Pooler
 
 
 class LongformerEncoder(nn.Module):

@@ -1,0 +1,226 @@
+"""LSG attention (local blocks + sparse compressed keys + global tokens), as pure functions.
+
+Shapes: B batch, H heads, G global tokens, T tokens (a multiple of the block), D head size,
+nb = T / block_size blocks, Tc = T / sparsity_factor compressed keys.
+
+Each sparsity type is one small function `(q, k, v, is_key, geometry) -> (k_c, v_c, valid_c)`
+that compresses the token keys into Tc keys. `lsg_attention` then lets every block of queries
+attend to [G globals | 2 * sparse_block_size compressed keys | 3 * block_size local keys]
+in one fused softmax (scaled_dot_product_attention over the blocked keys).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .lsg_pattern import LSGGeometry, LSGPattern
+
+SparseKeys = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (B, H, Tc, D), (B, H, Tc, D), (B, 1|H, Tc) bool
+
+
+def _all_keys(k, v, is_key) -> SparseKeys:
+    """sparsity_factor 1: every token is its own compressed key."""
+    return k, v, is_key[:, None]
+
+
+def sparse_norm(q, k, v, is_key, geometry: LSGGeometry) -> SparseKeys:
+    """Per chunk of min(block, sparse block) tokens, the block/f keys of highest L2 norm."""
+    f = geometry.sparsity_factor
+    if f == 1:
+        return _all_keys(k, v, is_key)
+    b, h, t, d = k.shape
+    chunk = min(geometry.block_size, geometry.sparse_block_size)
+    keep = chunk // f
+    with torch.no_grad():
+        norms = k.detach().norm(dim=-1) * is_key[:, None]  # (B, H, T); padding ranks last
+        order = norms.view(b, h, t // chunk, chunk).argsort(dim=-1)[..., chunk - keep:]  # ascending, top `keep`
+        index = (order + torch.arange(0, t, chunk, device=k.device)[:, None]).reshape(b, h, -1)  # (B, H, Tc)
+    gather = index[..., None].expand(-1, -1, -1, d)
+    valid = is_key[:, None].expand(-1, h, -1).gather(-1, index)
+    return k.gather(2, gather), v.gather(2, gather), valid
+
+
+def sparse_pooling(q, k, v, is_key, geometry: LSGGeometry) -> SparseKeys:
+    """Masked mean over windows of sparsity_factor tokens."""
+    f = geometry.sparsity_factor
+    if f == 1:
+        return _all_keys(k, v, is_key)
+    b, h, t, d = k.shape
+    weight = is_key.to(k.dtype).view(b, 1, t // f, f, 1)
+    count = weight.sum(dim=-2)  # (B, 1, Tc, 1)
+    pooled_k = (k.view(b, h, t // f, f, d) * weight).sum(dim=-2) / (count + 1e-6)
+    pooled_v = (v.view(b, h, t // f, f, d) * weight).sum(dim=-2) / (count + 1e-6)
+    return pooled_k, pooled_v, count[..., 0] > 0
+
+
+def _strided(k, v, is_key, index) -> SparseKeys:
+    """Gather the token positions `index` (1|B, H, Tc) per head."""
+    b, h, t, d = k.shape
+    index = index.expand(b, h, -1)
+    gather = index[..., None].expand(-1, -1, -1, d)
+    valid = is_key[:, None].expand(-1, h, -1).gather(-1, index)
+    return k.gather(2, gather), v.gather(2, gather), valid
+
+
+def sparse_stride(q, k, v, is_key, geometry: LSGGeometry) -> SparseKeys:
+    """Head h keeps every f-th token starting at h mod f."""
+    f = geometry.sparsity_factor
+    if f == 1:
+        return _all_keys(k, v, is_key)
+    h, t = k.shape[1], k.shape[2]
+    start = torch.arange(h, device=k.device) % f
+    index = torch.arange(t // f, device=k.device)[None, :] * f + start[:, None]  # (H, Tc)
+    return _strided(k, v, is_key, index[None])
+
+
+def sparse_block_stride(q, k, v, is_key, geometry: LSGGeometry) -> SparseKeys:
+    """Head h keeps a contiguous run of block/f tokens inside each block, shifted by h runs."""
+    f = geometry.sparsity_factor
+    if f == 1:
+        return _all_keys(k, v, is_key)
+    h, t = k.shape[1], k.shape[2]
+    bs, run = geometry.block_size, geometry.block_size // f
+    within = (torch.arange(run, device=k.device)[None, :] + torch.arange(h, device=k.device)[:, None] * run) % bs
+    index = within[:, None, :] + torch.arange(0, t, bs, device=k.device)[None, :, None]  # (H, nb, run)
+    return _strided(k, v, is_key, index.reshape(1, h, -1))
+
+
+def sparse_bos_pooling(q, k, v, is_key, geometry: LSGGeometry) -> SparseKeys:
+    """Windows of f tokens averaged with softmax(q_first . k / sqrt(D)), q_first the first token's query.
+
+    A window of padding only is masked (the reference lets it be attended; we keep outputs
+    independent of how much padding a batch carries)."""
+    f = geometry.sparsity_factor
+    if f == 1:
+        return _all_keys(k, v, is_key)
+    b, h, t, d = k.shape
+    windows_k = k.view(b, h, t // f, f, d)
+    key_ok = is_key.view(b, 1, t // f, f)
+    scores = torch.einsum("bhcfd,bhd->bhcf", windows_k, q[:, :, 0]) / math.sqrt(d)  # (B, H, Tc, f)
+    valid = key_ok.any(dim=-1)  # (B, 1, Tc)
+    scores = scores.masked_fill(~key_ok, float("-inf")).masked_fill(~valid[..., None], 0.0)  # keep padding finite
+    weights = torch.softmax(scores, dim=-1)
+    pooled_k = torch.einsum("bhcf,bhcfd->bhcd", weights, windows_k)
+    pooled_v = torch.einsum("bhcf,bhcfd->bhcd", weights, v.view(b, h, t // f, f, d))
+    return pooled_k, pooled_v, valid
+
+
+def lsh_round(keys, values, counts, size: int, generator=None):
+    """Hash items into `size` buckets per chunk by random projections and sum them.
+
+    keys, values: (B, H, nc, m, D) sums so far; counts: (B, H, nc, m) tokens behind each item.
+    Returns summed (keys, values, counts) with m = size, and the (B, H, nc, m_in) bucket of every item.
+    """
+    b, h, nc, m, d = keys.shape
+    with torch.no_grad():
+        direction = F.normalize(keys.detach(), dim=-1) * (counts > 0)[..., None]
+        planes = torch.randn(1, h, 1, d, max(size // 2, 1), device=keys.device, dtype=keys.dtype, generator=generator)
+        projected = direction @ planes  # (B, H, nc, m, size/2)
+        buckets = torch.cat([projected, -projected], dim=-1).argmax(dim=-1).clamp(max=size - 1)  # (B, H, nc, m)
+    index = buckets[..., None].expand(-1, -1, -1, -1, d)
+    new = lambda x: torch.zeros(b, h, nc, size, d, dtype=x.dtype, device=x.device).scatter_add(3, index, x)
+    new_counts = torch.zeros(b, h, nc, size, dtype=counts.dtype, device=counts.device).scatter_add(3, buckets, counts)
+    return new(keys), new(values), new_counts, buckets
+
+
+def sparse_lsh(q, k, v, is_key, geometry: LSGGeometry, generator=None) -> SparseKeys:
+    """Locality-sensitive hashing: inside each chunk of min(block, sparse block) tokens, keys that
+    fall into one random-projection bucket are averaged into one compressed key, after
+    `lsh_num_pre_rounds` rounds of hashing into as many buckets as tokens (not deterministic:
+    seed torch to repeat a run)."""
+    f = geometry.sparsity_factor
+    if f == 1:
+        return _all_keys(k, v, is_key)
+    b, h, t, d = k.shape
+    chunk = min(geometry.block_size, geometry.sparse_block_size)
+    weight = is_key.to(k.dtype).view(b, 1, t // chunk, chunk)
+    keys = k.view(b, h, t // chunk, chunk, d) * weight[..., None]
+    values = v.view(b, h, t // chunk, chunk, d) * weight[..., None]
+    counts = weight.expand(-1, h, -1, -1)
+    for _ in range(geometry.lsh_num_pre_rounds):
+        keys, values, counts, _ = lsh_round(keys, values, counts, chunk, generator)
+    keys, values, counts, _ = lsh_round(keys, values, counts, chunk // f, generator)
+    keys = keys / (counts[..., None] + 1e-8)
+    values = values / (counts[..., None] + 1e-8)
+    return keys.reshape(b, h, -1, d), values.reshape(b, h, -1, d), counts.reshape(b, h, -1) > 0
+
+
+SPARSE_FUNCTIONS = {
+    "norm": sparse_norm,
+    "pooling": sparse_pooling,
+    "stride": sparse_stride,
+    "block_stride": sparse_block_stride,
+    "bos_pooling": sparse_bos_pooling,
+    "lsh": sparse_lsh,
+}
+
+
+def sparse_keys(q, k, v, pattern: LSGPattern) -> SparseKeys | None:
+    """The compressed keys of `pattern`'s sparsity type, or None without sparse attention."""
+    g = pattern.geometry
+    if not g.has_sparse:
+        return None
+    return SPARSE_FUNCTIONS[g.sparsity_type](q, k, v, pattern.is_key, g)
+
+
+def _blocks_of_local_keys(x: torch.Tensor, bs: int) -> torch.Tensor:
+    """(B, H, T, D) -> (B, H, nb, 3*bs, D): blocks i-1, i, i+1 for every block i (zeros outside)."""
+    padded = F.pad(x, (0, 0, bs, bs))  # (B, H, T + 2bs, D)
+    return padded.unfold(2, 3 * bs, bs).transpose(-1, -2)  # view
+
+
+def _blocks_of_local_mask(is_key: torch.Tensor, bs: int) -> torch.Tensor:
+    """(B, T) -> (B, nb, 3*bs) bool; False outside the sequence."""
+    return F.pad(is_key, (bs, bs), value=False).unfold(1, 3 * bs, bs)
+
+
+def lsg_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: LSGPattern,
+                  dropout: float = 0.0) -> torch.Tensor:
+    """LSG attention.
+
+    q, k, v: (B, H, G + T, D), the G global tokens first. pattern.is_key: (B, T).
+    Returns the context (B, H, G + T, D).
+    Global queries attend to every key; inputs of at most two blocks are attended densely;
+    otherwise each block of queries attends to [globals | sparse keys | local keys].
+    """
+    geo = pattern.geometry
+    glob = geo.num_global_tokens
+    b, h, n, d = q.shape
+    t = n - glob
+    if t != pattern.length:
+        raise ValueError(f"attention got {t} tokens after {glob} globals, but the pattern has {pattern.length}")
+    full_mask = pattern.full_key_mask()[:, None, None, :]  # (B, 1, 1, G + T)
+    if geo.uses_full_attention(t):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=full_mask, dropout_p=dropout)
+    bs = geo.block_size
+    if t % bs:
+        raise ValueError(f"LSG attention needs a multiple of block_size ({bs}) tokens, got {t}")
+    global_out = F.scaled_dot_product_attention(q[:, :, :glob], k, v, attn_mask=full_mask, dropout_p=dropout)
+
+    q_tok, k_tok, v_tok = q[:, :, glob:], k[:, :, glob:], v[:, :, glob:]
+    nb = t // bs
+    keys = [k[:, :, None, :glob].expand(-1, -1, nb, -1, -1)]  # (B, H, nb, G, D)
+    values = [v[:, :, None, :glob].expand(-1, -1, nb, -1, -1)]
+    masks = [torch.ones(b, 1, nb, glob, dtype=torch.bool, device=q.device)]
+    compressed = sparse_keys(q_tok, k_tok, v_tok, pattern)
+    if compressed is not None:
+        k_c, v_c, valid_c = compressed
+        positions, inside = pattern.sparse_windows()  # (nb, S)
+        keys.append(k_c[:, :, positions])  # (B, H, nb, S, D)
+        values.append(v_c[:, :, positions])
+        masks.append(valid_c[:, :, positions] & inside)  # (B, 1|H, nb, S)
+    keys.append(_blocks_of_local_keys(k_tok, bs))
+    values.append(_blocks_of_local_keys(v_tok, bs))
+    masks.append(_blocks_of_local_mask(pattern.is_key, bs)[:, None])  # (B, 1, nb, 3bs)
+
+    heads_in_mask = max(m.shape[1] for m in masks)
+    mask = torch.cat([m.expand(-1, heads_in_mask, -1, -1) for m in masks], dim=-1)  # (B, 1|H, nb, L)
+    key_blocks = torch.cat(keys, dim=-2).reshape(b, h * nb, -1, d)  # (B, H*nb, L, D)
+    value_blocks = torch.cat(values, dim=-2).reshape(b, h * nb, -1, d)
+    mask = mask.expand(-1, h, -1, -1).reshape(b, h * nb, 1, -1)
+    q_blocks = q_tok.reshape(b, h * nb, bs, d)
+    local_out = F.scaled_dot_product_attention(q_blocks, key_blocks, value_blocks, attn_mask=mask, dropout_p=dropout)
+    return torch.cat([global_out, local_out.view(b, h, t, d)], dim=2)

@@ -1,0 +1,278 @@
+"""LSG encoders for BERT- and RoBERTa-family checkpoints (Condevaux & Harispe 2022).
+
+Config fields, weight names, forward arguments and outputs are those of the `lsg-converter`
+package's `LSGBert*` / `LSGRoberta*` classes, so its checkpoints (the `ccdv/lsg-*` layouts)
+load unchanged and what we save loads there. The layer is the shared `EncoderLayer` with LSG
+self-attention plugged in; task models are in `lsg_heads.py`.
+
+Pipeline of one forward pass: embeddings -> `num_global_tokens` learned global embeddings
+prepended -> LayerNorm/dropout -> inputs longer than two blocks padded to a multiple of
+`block_size` (`adaptive`) -> layers -> `pool_with_global` copies global 0's output onto the
+first token -> globals and padding cropped.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import BertConfig, PreTrainedModel, RobertaConfig
+
+from ..attention.lsg import lsg_attention
+from ..attention.lsg_pattern import LSGGeometry, LSGPattern, MAX_GLOBAL_TOKENS
+from .layers import EncoderLayer, Pooler
+from .outputs import EncoderOutput
+
+LSG_DEFAULTS = dict(adaptive=True, block_size=128, lsh_num_pre_rounds=1, mask_first_token=False, num_global_tokens=1,
+                    pool_with_global=True, sparse_block_size=128, sparsity_factor=2, sparsity_type="norm")
+
+
+def init_lsg_fields(config, kwargs: dict) -> dict:
+    """Pop the LSG fields from `kwargs` onto `config` (before the base config sees the rest)."""
+    for name, default in LSG_DEFAULTS.items():
+        setattr(config, name, kwargs.pop(name, default))
+    kwargs.pop("base_model_prefix", None)  # lsg-converter stores "lsg" here; the class attribute decides
+    return kwargs
+
+
+def validate_lsg_fields(config) -> LSGGeometry:
+    """Raise ValueError on settings LSG cannot run (lsg-converter would warn and silently change them)."""
+    if config.mask_first_token and not config.pool_with_global:
+        raise ValueError(
+            "mask_first_token=True needs pool_with_global=True (the first token's output is taken from global 0): "
+            "set pool_with_global=True or mask_first_token=False"
+        )
+    if getattr(config, "position_embedding_type", "absolute") not in (None, "absolute"):
+        raise ValueError(
+            f"LSG attention needs absolute positions, got position_embedding_type={config.position_embedding_type!r}"
+        )
+    heads = config.num_attention_heads
+    if config.hidden_size % heads:
+        raise ValueError(f"hidden_size ({config.hidden_size}) must be a multiple of num_attention_heads ({heads})")
+    return lsg_geometry(config)
+
+
+def lsg_geometry(config) -> LSGGeometry:
+    return LSGGeometry(config.block_size, config.sparse_block_size, config.sparsity_factor, config.sparsity_type,
+                       config.num_global_tokens, config.lsh_num_pre_rounds)
+
+
+class LSGBertConfig(BertConfig):
+    """BERT config + LSG fields: block_size, sparse_block_size, sparsity_factor, sparsity_type
+    (norm, pooling, lsh, stride, block_stride, bos_pooling, none), num_global_tokens, adaptive,
+    mask_first_token, pool_with_global, lsh_num_pre_rounds."""
+
+    model_type = "bert"
+
+    def __init__(self, **kwargs):
+        kwargs = init_lsg_fields(self, kwargs)
+        super().__init__(**kwargs)
+        validate_lsg_fields(self)
+
+
+class LSGRobertaConfig(RobertaConfig):
+    """RoBERTa config + the LSG fields of `LSGBertConfig`."""
+
+    model_type = "roberta"
+
+    def __init__(self, **kwargs):
+        kwargs = init_lsg_fields(self, kwargs)
+        super().__init__(**kwargs)
+        validate_lsg_fields(self)
+
+
+class LSGEmbeddings(nn.Module):
+    """Word + position + token-type embeddings, then the global embeddings prepended, then LayerNorm.
+
+    `roberta_positions`: positions count real tokens from pad_token_id + 1 (RoBERTa) instead of 0 (BERT).
+    """
+
+    def __init__(self, config, roberta_positions: bool):
+        super().__init__()
+        self.config = config
+        self.roberta_positions = roberta_positions
+        self.padding_idx = config.pad_token_id
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size,
+                                                padding_idx=config.pad_token_id if roberta_positions else None)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.global_embeddings = nn.Embedding(MAX_GLOBAL_TOKENS, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    @property
+    def max_tokens(self) -> int:
+        offset = self.padding_idx + 1 if self.roberta_positions else 0
+        return self.config.max_position_embeddings - offset
+
+    def position_ids(self, input_ids, shape, device) -> torch.Tensor:
+        if not self.roberta_positions:
+            return torch.arange(shape[1], device=device).expand(shape)
+        pad = self.padding_idx
+        if input_ids is not None:
+            real = input_ids.ne(pad).long()
+            return torch.cumsum(real, dim=1) * real + pad  # (B, T); pads get padding_idx
+        return torch.arange(pad + 1, shape[1] + pad + 1, device=device).expand(shape)
+
+    def forward(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None):
+        shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1]
+        device = input_ids.device if input_ids is not None else inputs_embeds.device
+        if shape[1] > self.max_tokens:
+            raise ValueError(
+                f"input of {shape[1]} tokens is longer than this model's {self.max_tokens} positions: truncate it, or "
+                f"convert to a longer model: `longdoc convert --to lsg SRC OUT --max-length {shape[1]}`"
+            )
+        if position_ids is None:
+            position_ids = self.position_ids(input_ids, shape, device)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros(shape, dtype=torch.long, device=device)
+        if inputs_embeds is None:
+            if input_ids.numel() and (int(input_ids.max()) >= self.config.vocab_size or int(input_ids.min()) < 0):
+                raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}): check that the tokenizer "
+                                 f"matches this model")
+            inputs_embeds = self.word_embeddings(input_ids)
+        x = inputs_embeds + self.token_type_embeddings(token_type_ids) + self.position_embeddings(position_ids)
+        glob = self.global_embeddings.weight[: self.config.num_global_tokens]  # (G, C)
+        x = torch.cat([glob[None].expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)  # (B, G + T, C)
+        return self.dropout(self.LayerNorm(x))
+
+
+class LSGSelfAttention(nn.Module):
+    """Q/K/V projections around `lsg_attention`."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.dropout = config.attention_probs_dropout_prob
+        size = config.hidden_size
+        self.query, self.key, self.value = (nn.Linear(size, size) for _ in range(3))
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(*x.shape[:2], self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, G + T, D)
+
+    def forward(self, hidden_states: torch.Tensor, pattern: LSGPattern):
+        q, k, v = (self._heads(p(hidden_states)) for p in (self.query, self.key, self.value))
+        out = lsg_attention(q, k, v, pattern, self.dropout if self.training else 0.0)
+        return (out.transpose(1, 2).reshape(hidden_states.shape),)  # (B, G + T, C)
+
+
+def encoder_pattern(config, geometry: LSGGeometry, is_token: torch.Tensor) -> LSGPattern:
+    """The pattern of one batch: `adaptive` padding to a multiple of the block, `mask_first_token`."""
+    length = is_token.shape[1]
+    padded = geometry.padded_length(length, config.adaptive)
+    is_key = nn.functional.pad(is_token, (0, padded - length), value=False)
+    if config.mask_first_token:
+        is_key = is_key.clone()
+        is_key[:, 0] = False
+    return LSGPattern(geometry, is_key)
+
+
+def pool_and_crop(hidden: torch.Tensor, config, length: int, keep_globals: bool = False) -> torch.Tensor:
+    """`pool_with_global`: global 0's output replaces the first token's; then drop globals and padding."""
+    g = config.num_global_tokens
+    if keep_globals:
+        return hidden[:, : g + length]
+    if config.pool_with_global:
+        hidden = torch.cat([hidden[:, :g], hidden[:, :1], hidden[:, g + 1:]], dim=1)
+    return hidden[:, g: g + length]
+
+
+class LSGEncoder(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.layer = nn.ModuleList([EncoderLayer(config, LSGSelfAttention(config)) for _ in
+                                    range(config.num_hidden_layers)])
+
+    def forward(self, hidden_states, pattern: LSGPattern, output_hidden_states=False):
+        """hidden_states (B, G + T_padded, C) -> last states and, optionally, every layer's input and output."""
+        all_hidden = (hidden_states,) if output_hidden_states else None
+        for layer in self.layer:
+            hidden_states = layer(hidden_states, pattern=pattern)[0]
+            if output_hidden_states:
+                all_hidden += (hidden_states,)
+        return hidden_states, all_hidden
+
+
+def check_inputs(input_ids, inputs_embeds, head_mask, masks: dict) -> tuple:
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("give exactly one of input_ids or inputs_embeds")
+    if head_mask is not None:
+        raise ValueError("head_mask is not supported by LSG attention: leave it None")
+    shape = tuple(input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1])
+    if len(shape) != 2:
+        raise ValueError(f"inputs must be (batch, tokens), got shape {shape}")
+    for name, mask in masks.items():
+        if mask is not None and tuple(mask.shape) != shape:
+            raise ValueError(f"{name} has shape {tuple(mask.shape)} but the input has shape {shape} (batch, tokens)")
+    return shape
+
+
+class LSGPreTrainedModel(PreTrainedModel):
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["EncoderLayer"]
+
+
+class LSGEncoderModel(LSGPreTrainedModel):
+    """Embeddings + LSG encoder (+ optional pooler on the first token); base of LSGBertModel/LSGRobertaModel."""
+
+    roberta_positions = False
+
+    def __init__(self, config, add_pooling_layer: bool = True):
+        super().__init__(config)
+        self.geometry = validate_lsg_fields(config)
+        self.embeddings = LSGEmbeddings(config, self.roberta_positions)
+        self.encoder = LSGEncoder(config)
+        self.pooler = Pooler(config) if add_pooling_layer else None
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings.word_embeddings = value
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
+                inputs_embeds=None, output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs):
+        """attention_mask: 1 token / 0 padding. last_hidden_state has the input's length; hidden_states
+        (when asked) hold every layer's full sequence: the global tokens first, then the padded tokens."""
+        cfg = self.config
+        output_hidden_states = cfg.output_hidden_states if output_hidden_states is None else output_hidden_states
+        return_dict = cfg.return_dict if return_dict is None else return_dict
+        shape = check_inputs(input_ids, inputs_embeds, head_mask, dict(
+            attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids))
+        device = input_ids.device if input_ids is not None else inputs_embeds.device
+        is_token = torch.ones(shape, dtype=torch.bool, device=device) if attention_mask is None else attention_mask != 0
+        pattern = encoder_pattern(cfg, self.geometry, is_token)
+        hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, G + T, C)
+        hidden = nn.functional.pad(hidden, (0, 0, 0, pattern.length - shape[1]))
+        hidden, all_hidden = self.encoder(hidden, pattern, output_hidden_states)
+        sequence = pool_and_crop(hidden, cfg, shape[1])
+        pooled = self.pooler(sequence) if self.pooler is not None else None
+        if not return_dict:
+            return (sequence, pooled) + ((all_hidden,) if all_hidden is not None else ())
+        return EncoderOutput(last_hidden_state=sequence, pooler_output=pooled, hidden_states=all_hidden)
+
+
+class LSGBertPreTrainedModel(LSGPreTrainedModel):
+    config_class = LSGBertConfig
+    base_model_prefix = "bert"
+
+
+class LSGRobertaPreTrainedModel(LSGPreTrainedModel):
+    config_class = LSGRobertaConfig
+    base_model_prefix = "roberta"
+
+
+class LSGBertModel(LSGEncoderModel, LSGBertPreTrainedModel):
+    """LSG encoder with BERT's embeddings (positions from 0)."""
+
+    config_class = LSGBertConfig
+    base_model_prefix = "bert"
+
+
+class LSGRobertaModel(LSGEncoderModel, LSGRobertaPreTrainedModel):
+    """LSG encoder with RoBERTa's embeddings (positions skip padding, from pad_token_id + 1)."""
+
+    config_class = LSGRobertaConfig
+    base_model_prefix = "roberta"
+    roberta_positions = True
