@@ -26,18 +26,33 @@ def add_convert_command(subparsers) -> None:
     parser.add_argument("out", metavar="OUT", help="folder to write the long model to")
     parser.add_argument("--to", default="longformer", choices=available_targets(), help="long-model family")
     parser.add_argument("--max-length", type=int, default=4096, metavar="N", help="tokens the long model takes")
-    parser.add_argument("--window", type=int, default=512, metavar="W", help="full attention window (even)")
+    parser.add_argument("--window", type=int, default=None, metavar="W",
+                        help="longformer: full attention window, even (default 512)")
+    lsg = parser.add_argument_group("lsg settings (defaults: 128, 128, 2, norm, 1)")
+    lsg.add_argument("--block-size", type=int, metavar="N", help="tokens per local block")
+    lsg.add_argument("--sparse-block-size", type=int, metavar="N", help="compressed keys on each side of a block")
+    lsg.add_argument("--sparsity-factor", type=int, metavar="F", help="compression factor of the sparse keys")
+    lsg.add_argument("--sparsity-type", metavar="TYPE",
+                     help="norm, pooling, lsh, stride, block_stride, bos_pooling or none")
+    lsg.add_argument("--num-global-tokens", type=int, metavar="G", help="learned global tokens prepended")
     parser.add_argument("--no-verify", dest="verify", action="store_false", help="skip the source comparison")
     parser.set_defaults(run=run_convert)
+
+
+LSG_SETTINGS = ("block_size", "sparse_block_size", "sparsity_factor", "sparsity_type", "num_global_tokens")
 
 
 def run_convert(args) -> int:
     from .convert import convert
 
-    print(f"converting {args.src} -> {args.to} ({args.max_length} tokens, window {args.window}) ...", flush=True)
-    report = convert(
-        args.src, args.out, to=args.to, max_length=args.max_length, window=args.window, verify=args.verify
-    )
+    settings = {name: getattr(args, name) for name in ("window",) + LSG_SETTINGS if getattr(args, name) is not None}
+    wrong = [f"--{n.replace('_', '-')}" for n in settings if (n == "window") != (args.to == "longformer")]
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)} do(es) not apply to --to {args.to}")
+    shown = ", ".join(f"{k} {v}" for k, v in settings.items())
+    print(f"converting {args.src} -> {args.to} ({args.max_length} tokens{', ' + shown if shown else ''}) ...",
+          flush=True)
+    report = convert(args.src, args.out, to=args.to, max_length=args.max_length, verify=args.verify, **settings)
     print(report)
     return 0
 

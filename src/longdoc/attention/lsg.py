@@ -204,7 +204,7 @@ def lsg_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: LS
     nb = t // bs
     keys = [k[:, :, None, :glob].expand(-1, -1, nb, -1, -1)]  # (B, H, nb, G, D)
     values = [v[:, :, None, :glob].expand(-1, -1, nb, -1, -1)]
-    masks = [torch.ones(b, 1, nb, glob, dtype=torch.bool, device=q.device)]
+    masks = [torch.full((b, 1, nb, glob), pattern.globals_visible, dtype=torch.bool, device=q.device)]
     compressed = sparse_keys(q_tok, k_tok, v_tok, pattern)
     if compressed is not None:
         k_c, v_c, valid_c = compressed

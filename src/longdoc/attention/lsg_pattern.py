@@ -104,11 +104,13 @@ class LSGPattern:
 
     geometry: LSGGeometry
     is_key:   (B, T) bool over the (padded) non-global tokens: True where a token may be attended
-              (real and not masked by `mask_first_token`). Global tokens are always attended.
+              (real and not masked by `mask_first_token`). Global tokens are always attended (unless
+              `globals_visible` is False).
     """
 
     geometry: LSGGeometry
     is_key: torch.Tensor
+    globals_visible: bool = True  # False only to check a conversion: the model must then equal its source
     cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -122,8 +124,8 @@ class LSGPattern:
     def full_key_mask(self) -> torch.Tensor:
         """(B, G + T) bool: the key mask with the always-visible global tokens in front."""
         if "full" not in self.cache:
-            glob = torch.ones(self.is_key.shape[0], self.geometry.num_global_tokens, dtype=torch.bool,
-                              device=self.is_key.device)
+            glob = torch.full((self.is_key.shape[0], self.geometry.num_global_tokens), self.globals_visible,
+                              dtype=torch.bool, device=self.is_key.device)
             self.cache["full"] = torch.cat([glob, self.is_key], dim=1)
         return self.cache["full"]
 

@@ -7,17 +7,20 @@
 
 from .conversion import ConversionReport, convert
 from .longformer import LongformerTarget
+from .lsg import LSGTarget
 from .positions import extend_position_table
 from .sources import SOURCE_ARCHITECTURES, SourceArchitecture, source_architecture, supported_model_types
 from .targets import ConversionTarget, available_targets, get_target, register_target
 from .verification import VerificationError, VerificationReport, verify
 
 register_target(LongformerTarget())
+register_target(LSGTarget())
 
 __all__ = [
     "ConversionReport",
     "ConversionTarget",
     "LongformerTarget",
+    "LSGTarget",
     "SOURCE_ARCHITECTURES",
     "SourceArchitecture",
     "VerificationError",

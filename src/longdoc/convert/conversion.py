@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer
 
 from .sources import source_architecture
 from .targets import get_target
@@ -24,7 +24,7 @@ class ConversionReport:
     model_class: str  # class of the converted checkpoint
     source_max_tokens: int
     max_length: int
-    window: int
+    settings: dict  # the target's attention settings (window, block sizes...)
     seconds: float
     fresh_weights: list[str] = field(default_factory=list)  # initialised afresh, not copied
     verification: VerificationReport | None = None
@@ -32,8 +32,8 @@ class ConversionReport:
     def __str__(self) -> str:
         lines = [
             f"converted {self.source_model_type} checkpoint {self.source} ({self.source_max_tokens} tokens)",
-            f"       -> {self.model_class} at {self.output} ({self.max_length} tokens, attention window "
-            f"{self.window}) in {self.seconds:.1f} s",
+            f"       -> {self.model_class} at {self.output} ({self.max_length} tokens, "
+            + ", ".join(f"{k} {v}" for k, v in self.settings.items()) + f") in {self.seconds:.1f} s",
         ]
         if self.fresh_weights:
             lines.append(f"newly initialised (no source weights): {', '.join(self.fresh_weights)}")
@@ -49,18 +49,22 @@ def convert(
     out: str | os.PathLike,
     to: str = "longformer",
     max_length: int = 4096,
-    window: int = 512,
     verify: bool = True,
+    **settings,
 ) -> ConversionReport:
     """Convert the checkpoint at `src` (a folder or hub id) into a `to` model of `max_length`
-    tokens saved with its tokenizer in `out`; with `verify`, check it reproduces the source."""
+    tokens saved with its tokenizer in `out`; with `verify`, check it reproduces the source.
+
+    `settings` are the target's attention settings, each with a default: `window` (longformer);
+    `block_size`, `sparse_block_size`, `sparsity_factor`, `sparsity_type`, `num_global_tokens` (lsg)."""
     start = time.perf_counter()
     target = get_target(to)
     src, out = str(src), str(out)
     _check_paths(src, out)
-    target.check_settings(max_length, window)
+    settings = target.check_settings(max_length, settings)
     source_config = _load(AutoConfig, src)
     arch = source_architecture(source_config)
+    target.check_source(arch)
     source_max_tokens = arch.max_tokens(source_config)
     if max_length <= source_max_tokens:
         raise ValueError(
@@ -69,9 +73,8 @@ def convert(
         )
 
     tokenizer = _load(AutoTokenizer, src)
-    masked_lm = arch.has_masked_lm_head(source_config)
-    source_model = (AutoModelForMaskedLM if masked_lm else AutoModel).from_pretrained(src, dtype="auto")
-    model, fresh = target.convert_model(source_model, arch, tokenizer, max_length, window)
+    source_model = arch.auto_class(source_config).from_pretrained(src, dtype="auto")
+    model, fresh = target.convert_model(source_model, arch, tokenizer, max_length, settings)
     del source_model
 
     model.save_pretrained(out)
@@ -86,7 +89,7 @@ def convert(
         model_class=type(model).__name__,
         source_max_tokens=source_max_tokens,
         max_length=max_length,
-        window=window,
+        settings=settings,
         seconds=time.perf_counter() - start,
         fresh_weights=fresh,
     )

@@ -45,15 +45,24 @@ class LongformerTarget(ConversionTarget):
     name = "longformer"
     description = "sliding-window + global attention, longdoc.LongformerModel"
 
-    def check_settings(self, max_length: int, window: int) -> None:
+    def check_settings(self, max_length: int, settings: dict) -> dict:
+        unknown = set(settings) - {"window"}
+        if unknown:
+            raise ValueError(f"longformer conversion takes only a window setting, not {sorted(unknown)}")
+        window = settings.get("window", 512)
         SlidingWindow(window)  # raises a ValueError naming the bad window
         if max_length < window:
             raise ValueError(
                 f"max_length={max_length} is smaller than the attention window {window}: a window longer than "
                 f"the inputs brings nothing; use max_length >= {window} or a smaller --window"
             )
+        return {"window": window}
 
-    def model_class(self, masked_lm: bool) -> type[PreTrainedModel]:
+    def check_source(self, arch: SourceArchitecture) -> None:
+        if arch.seq2seq:
+            raise ValueError(f"a {arch.name} checkpoint is an encoder-decoder: convert it with --to lsg (LSG-BART)")
+
+    def model_class(self, masked_lm: bool, arch: SourceArchitecture = None) -> type[PreTrainedModel]:
         return LongformerForMaskedLM if masked_lm else LongformerModel
 
     def config(
@@ -84,8 +93,9 @@ class LongformerTarget(ConversionTarget):
         arch: SourceArchitecture,
         tokenizer: PreTrainedTokenizerBase,
         max_length: int,
-        window: int,
+        settings: dict,
     ) -> tuple[PreTrainedModel, list[str]]:
+        window = settings["window"]
         masked_lm = arch.has_masked_lm_head(source.config)
         config = self.config(source.config, tokenizer, max_length, window, masked_lm)
         model_class = self.model_class(masked_lm)

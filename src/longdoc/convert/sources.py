@@ -27,13 +27,26 @@ class SourceArchitecture:
     positions_after_padding: bool  # True: token k has position pad_token_id + 1 + k (RoBERTa); False: k (BERT)
     dropped_keys: tuple[str, ...] = ()  # source weight prefixes with no Longformer counterpart
     embedding_size_field: str | None = None  # config field that must equal hidden_size (ELECTRA)
+    seq2seq: bool = False  # an encoder-decoder (BART): positions in `embed_positions`, offset 2
+
+    def auto_class(self, config):
+        """The `transformers` auto class that loads the source with the weights we carry over."""
+        from transformers import AutoModel, AutoModelForMaskedLM, AutoModelForSeq2SeqLM
+
+        if self.seq2seq:
+            return AutoModelForSeq2SeqLM
+        return AutoModelForMaskedLM if self.has_masked_lm_head(config) else AutoModel
 
     def position_offset(self, config) -> int:
         """Row of the source position table that holds the first token."""
+        if self.seq2seq:
+            return 2  # BART's learned positions always skip two rows
         return config.pad_token_id + 1 if self.positions_after_padding else 0
 
     def max_tokens(self, config) -> int:
         """Longest input the source model can take."""
+        if self.seq2seq:
+            return config.max_position_embeddings  # BART's table has the two extra rows beyond this
         return config.max_position_embeddings - self.position_offset(config)
 
     def has_masked_lm_head(self, config) -> bool:
@@ -111,7 +124,17 @@ ELECTRA = SourceArchitecture(
     embedding_size_field="embedding_size",
 )
 
-SOURCE_ARCHITECTURES: tuple[SourceArchitecture, ...] = (BERT, ROBERTA, ELECTRA)
+BART = SourceArchitecture(
+    name="bart",
+    model_types=("bart",),
+    encoder_prefix="model.",
+    masked_lm_classes=(),
+    head_key_map=(),
+    positions_after_padding=True,
+    seq2seq=True,
+)
+
+SOURCE_ARCHITECTURES: tuple[SourceArchitecture, ...] = (BERT, ROBERTA, ELECTRA, BART)
 
 
 def supported_model_types() -> list[str]:

@@ -20,11 +20,14 @@ class ConversionTarget(ABC):
     description: str
 
     @abstractmethod
-    def check_settings(self, max_length: int, window: int) -> None:
-        """Raise ValueError on settings this family cannot build."""
+    def check_settings(self, max_length: int, settings: dict) -> dict:
+        """The target's complete settings (defaults filled in); ValueError on settings it cannot build."""
+
+    def check_source(self, arch: SourceArchitecture) -> None:
+        """Raise ValueError when this target cannot take checkpoints of `arch`."""
 
     @abstractmethod
-    def model_class(self, masked_lm: bool) -> type[PreTrainedModel]:
+    def model_class(self, masked_lm: bool, arch: SourceArchitecture) -> type[PreTrainedModel]:
         """Class of the converted model: the encoder alone, or with its masked-LM head."""
 
     @abstractmethod
@@ -34,7 +37,7 @@ class ConversionTarget(ABC):
         arch: SourceArchitecture,
         tokenizer: PreTrainedTokenizerBase,
         max_length: int,
-        window: int,
+        settings: dict,
     ) -> tuple[PreTrainedModel, list[str]]:
         """The long model built from `source`, and the names of weights it had to initialise afresh."""
 
@@ -42,6 +45,11 @@ class ConversionTarget(ABC):
     def exact_length(self, config) -> int:
         """Longest input on which the long model must equal its source (its attention sees
         every token from every token)."""
+
+    def prepare_for_verification(self, model: PreTrainedModel) -> PreTrainedModel:
+        """Switch off what the long model adds on purpose (e.g. LSG's global tokens), so that it must
+        compute exactly what the source computes."""
+        return model
 
 
 _TARGETS: dict[str, ConversionTarget] = {}

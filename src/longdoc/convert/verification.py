@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 import torch
-from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
+from transformers import AutoConfig
 
 from .sources import source_architecture
 from .targets import get_target
@@ -68,8 +68,9 @@ def verify(
     source_config = AutoConfig.from_pretrained(source)
     arch = source_architecture(source_config)
     masked_lm = arch.has_masked_lm_head(source_config)
-    source_model = (AutoModelForMaskedLM if masked_lm else AutoModel).from_pretrained(source, dtype=torch.float32)
-    long_model = target.model_class(masked_lm).from_pretrained(converted, dtype=torch.float32)
+    source_model = arch.auto_class(source_config).from_pretrained(source, dtype=torch.float32)
+    long_model = target.model_class(masked_lm, arch).from_pretrained(converted, dtype=torch.float32)
+    long_model = target.prepare_for_verification(long_model)
     source_model.eval()
     long_model.eval()
 
@@ -78,15 +79,19 @@ def verify(
         raise ValueError(f"cannot verify on inputs of {length} token(s); use a larger window")
     input_ids, attention_mask = random_batch(source_config.vocab_size, source_config.pad_token_id, length, seed)
     real = attention_mask.bool()  # padded rows differ by design (a Longformer zeroes them)
-    inputs = dict(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=torch.zeros_like(input_ids))
+    inputs = dict(input_ids=input_ids, attention_mask=attention_mask)
+    if not arch.seq2seq:
+        inputs["token_type_ids"] = torch.zeros_like(input_ids)
 
     with torch.no_grad():
-        expected = source_model.base_model(**inputs).last_hidden_state  # (2, T, C)
-        actual = long_model.base_model(**inputs).last_hidden_state
+        encode = (lambda m: m.get_encoder()(**inputs)) if arch.seq2seq else (lambda m: m.base_model(**inputs))
+        expected = encode(source_model).last_hidden_state  # (2, T, C)
+        actual = encode(long_model).last_hidden_state
         hidden_diff = (expected - actual).abs()[real].max().item()
         logits_diff = None
-        if masked_lm:
-            logits_diff = (source_model(**inputs).logits - long_model(**inputs).logits).abs()[real].max().item()
+        if masked_lm or arch.seq2seq:  # seq2seq: the decoder reads the shifted inputs, every position compared
+            logits = (source_model(**inputs).logits - long_model(**inputs).logits).abs()
+            logits_diff = (logits.max() if arch.seq2seq else logits[real].max()).item()
 
     report = VerificationReport(
         max_abs_diff=hidden_diff,

@@ -156,7 +156,7 @@ class LSGSelfAttention(nn.Module):
         return (out.transpose(1, 2).reshape(hidden_states.shape),)  # (B, G + T, C)
 
 
-def encoder_pattern(config, geometry: LSGGeometry, is_token: torch.Tensor) -> LSGPattern:
+def encoder_pattern(config, geometry: LSGGeometry, is_token: torch.Tensor, globals_visible: bool = True) -> LSGPattern:
     """The pattern of one batch: `adaptive` padding to a multiple of the block, `mask_first_token`."""
     length = is_token.shape[1]
     padded = geometry.padded_length(length, config.adaptive)
@@ -164,7 +164,7 @@ def encoder_pattern(config, geometry: LSGGeometry, is_token: torch.Tensor) -> LS
     if config.mask_first_token:
         is_key = is_key.clone()
         is_key[:, 0] = False
-    return LSGPattern(geometry, is_key)
+    return LSGPattern(geometry, is_key, globals_visible)
 
 
 def pool_and_crop(hidden: torch.Tensor, config, length: int, keep_globals: bool = False) -> torch.Tensor:
@@ -216,6 +216,7 @@ class LSGEncoderModel(LSGPreTrainedModel):
     """Embeddings + LSG encoder (+ optional pooler on the first token); base of LSGBertModel/LSGRobertaModel."""
 
     roberta_positions = False
+    global_tokens_visible = True  # conversion checks switch the global tokens off to compare with the source
 
     def __init__(self, config, add_pooling_layer: bool = True):
         super().__init__(config)
@@ -242,7 +243,7 @@ class LSGEncoderModel(LSGPreTrainedModel):
             attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids))
         device = input_ids.device if input_ids is not None else inputs_embeds.device
         is_token = torch.ones(shape, dtype=torch.bool, device=device) if attention_mask is None else attention_mask != 0
-        pattern = encoder_pattern(cfg, self.geometry, is_token)
+        pattern = encoder_pattern(cfg, self.geometry, is_token, self.global_tokens_visible)
         hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, G + T, C)
         hidden = nn.functional.pad(hidden, (0, 0, 0, pattern.length - shape[1]))
         hidden, all_hidden = self.encoder(hidden, pattern, output_hidden_states)

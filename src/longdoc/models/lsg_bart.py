@@ -59,6 +59,8 @@ def encoder_layer_config(config: LSGBartConfig) -> SimpleNamespace:
 class LSGBartEncoder(nn.Module):
     """Token + position embeddings, global embeddings prepended, LayerNorm, LSG layers."""
 
+    global_tokens_visible = True  # conversion checks switch the global tokens off to compare with the source
+
     def __init__(self, config: LSGBartConfig, embed_tokens: nn.Embedding):
         super().__init__()
         self.config = config
@@ -89,7 +91,7 @@ class LSGBartEncoder(nn.Module):
             )
         is_token = (torch.ones(b, t, dtype=torch.bool, device=inputs_embeds.device) if attention_mask is None
                     else attention_mask != 0)
-        pattern = encoder_pattern(cfg, self.geometry, is_token)
+        pattern = encoder_pattern(cfg, self.geometry, is_token, self.global_tokens_visible)
         hidden = inputs_embeds + self.embed_positions(inputs_embeds[:, :, -1]).to(inputs_embeds.dtype)
         glob = self.global_embeddings.weight[: cfg.num_global_tokens]
         hidden = torch.cat([glob[None].expand(b, -1, -1).to(hidden.dtype), hidden], dim=1)  # (B, G + T, C)
