@@ -10,6 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .cli_summarization import (
+    add_generation_arguments,
+    add_summarization_training_arguments,
+    add_summarize_command,
+    run_evaluate_summarization,
+    run_train_summarization,
+)
+
 
 def add_convert_command(subparsers) -> None:
     from .convert import available_targets, supported_model_types
@@ -35,6 +43,10 @@ def add_convert_command(subparsers) -> None:
     lsg.add_argument("--sparsity-type", metavar="TYPE",
                      help="norm, pooling, lsh, stride, block_stride, bos_pooling or none")
     lsg.add_argument("--num-global-tokens", type=int, metavar="G", help="learned global tokens prepended")
+    parser.add_argument("--seq2seq", action="store_true",
+                        help="lsg: build an encoder-decoder (LSG-BART layout) warm-started from a BERT/RoBERTa "
+                        "encoder, for summarization")
+    parser.add_argument("--decoder-layers", type=int, metavar="N", help="--seq2seq: decoder layers (default: all)")
     parser.add_argument("--no-verify", dest="verify", action="store_false", help="skip the source comparison")
     parser.set_defaults(run=run_convert)
 
@@ -49,6 +61,16 @@ def run_convert(args) -> int:
     wrong = [f"--{n.replace('_', '-')}" for n in settings if (n == "window") != (args.to == "longformer")]
     if wrong:
         raise ValueError(f"{', '.join(wrong)} do(es) not apply to --to {args.to}")
+    if args.seq2seq:
+        from .convert.seq2seq import warm_start_summarizer
+
+        if args.to != "lsg":
+            raise ValueError("--seq2seq builds an LSG encoder-decoder: use it with --to lsg")
+        print(f"warm-starting an LSG encoder-decoder from {args.src} ({args.max_length} tokens) ...", flush=True)
+        print(warm_start_summarizer(args.src, args.out, args.max_length, args.decoder_layers, **settings))
+        return 0
+    if args.decoder_layers is not None:
+        raise ValueError("--decoder-layers applies only with --seq2seq")
     shown = ", ".join(f"{k} {v}" for k, v in settings.items())
     print(f"converting {args.src} -> {args.to} ({args.max_length} tokens{', ' + shown if shown else ''}) ...",
           flush=True)
@@ -66,7 +88,8 @@ def add_train_command(subparsers) -> None:
         description="Train a long-document classifier from JSON lines or CSV files; the model with the best dev "
         "macro-F1 is saved (with its tokenizer) to --output after every improving epoch.",
     )
-    parser.add_argument("--task", default="classification", choices=["classification"], help="what to train")
+    parser.add_argument("--task", default="classification", choices=["classification", "summarization"],
+                        help="what to train (summarization: an encoder-decoder on text/summary pairs)")
     parser.add_argument("--family", default="segment", choices=list(FAMILIES),
                         help="; ".join(f"{name}: {family.description}" for name, family in FAMILIES.items()))
     parser.add_argument("--model", required=True, metavar="SRC", help="encoder checkpoint folder (or hub id) to start from")
@@ -92,6 +115,7 @@ def add_train_command(subparsers) -> None:
     parser.add_argument("--max-length", type=int, metavar="N", help="longformer: tokens read (default 4096)")
     parser.add_argument("--threshold", type=float, metavar="P", help="multi-label: probability to predict a label")
     parser.add_argument("--cache-dir", metavar="DIR", help="frozen segment vectors (default ~/.cache/longdoc)")
+    add_summarization_training_arguments(parser)
     parser.set_defaults(run=run_train)
 
 
@@ -103,6 +127,8 @@ def add_column_arguments(parser) -> None:
 def run_train(args) -> int:
     from .train import train_classifier
 
+    if args.task == "summarization":
+        return run_train_summarization(args)
     try:
         result = train_classifier(
             args.train, args.validation, args.output, family=args.family, model=args.model,
@@ -134,14 +160,22 @@ def add_evaluate_command(subparsers) -> None:
     parser.add_argument("model_dir", metavar="MODEL_DIR")
     parser.add_argument("data", metavar="FILE", help="labelled documents (.jsonl or .csv)")
     add_column_arguments(parser)
+    parser.add_argument("--summary-column", default="summary", metavar="NAME",
+                        help="summarization models: field holding the reference summary")
+    parser.add_argument("--batch-size", type=int, default=2, metavar="N", help="summarization: documents per batch")
+    add_generation_arguments(parser)
     parser.set_defaults(run=run_evaluate)
 
 
 def run_evaluate(args) -> int:
     import json
 
+    from transformers import AutoConfig
+
     from .pipelines import DocumentClassifier
 
+    if getattr(AutoConfig.from_pretrained(args.model_dir), "is_encoder_decoder", False):
+        return run_evaluate_summarization(args)
     classifier = DocumentClassifier.from_pretrained(args.model_dir)
     metrics = classifier.evaluate(args.data, args.text_column, args.label_column, progress="predicting")
     print(json.dumps(metrics))
@@ -212,7 +246,8 @@ def format_explanation(prediction) -> str:
     return "\n".join(lines)
 
 
-SUBCOMMANDS = (add_convert_command, add_train_command, add_evaluate_command, add_predict_command)
+SUBCOMMANDS = (add_convert_command, add_train_command, add_evaluate_command, add_predict_command,
+               add_summarize_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -166,15 +166,55 @@ def sparse_keys(q, k, v, pattern: LSGPattern) -> SparseKeys | None:
     return SPARSE_FUNCTIONS[g.sparsity_type](q, k, v, pattern.is_key, g)
 
 
-def _blocks_of_local_keys(x: torch.Tensor, bs: int) -> torch.Tensor:
-    """(B, H, T, D) -> (B, H, nb, 3*bs, D): blocks i-1, i, i+1 for every block i (zeros outside)."""
-    padded = F.pad(x, (0, 0, bs, bs))  # (B, H, T + 2bs, D)
-    return padded.unfold(2, 3 * bs, bs).transpose(-1, -2)  # view
+def _key_blocks(x: torch.Tensor, x_glob: torch.Tensor, x_sparse: torch.Tensor | None, bs: int) -> torch.Tensor:
+    """The keys (or values) of every query block, written once into one buffer.
+
+    x: (B, H, T, D) tokens; x_glob: (B, H, G, D); x_sparse: (B, H, nb, S, D) or None.
+    Returns (B, H, nb, G + S + 3*bs, D): [globals | sparse | blocks i-1, i, i+1] (zeros outside the sequence).
+    """
+    b, h, t, d = x.shape
+    nb, g = t // bs, x_glob.shape[2]
+    s = 0 if x_sparse is None else x_sparse.shape[3]
+    out = x.new_empty(b, h, nb, g + s + 3 * bs, d)
+    out[:, :, :, :g] = x_glob[:, :, None]
+    if x_sparse is not None:
+        out[:, :, :, g:g + s] = x_sparse
+    blocks = x.view(b, h, nb, bs, d)
+    local = g + s
+    out[:, :, 1:, local:local + bs] = blocks[:, :, :-1]
+    out[:, :, :1, local:local + bs] = 0
+    out[:, :, :, local + bs:local + 2 * bs] = blocks
+    out[:, :, :-1, local + 2 * bs:] = blocks[:, :, 1:]
+    out[:, :, -1:, local + 2 * bs:] = 0
+    return out
 
 
-def _blocks_of_local_mask(is_key: torch.Tensor, bs: int) -> torch.Tensor:
-    """(B, T) -> (B, nb, 3*bs) bool; False outside the sequence."""
-    return F.pad(is_key, (bs, bs), value=False).unfold(1, 3 * bs, bs)
+def _block_mask(pattern: LSGPattern, sparse_valid: torch.Tensor | None, heads: int) -> torch.Tensor:
+    """(B, H * nb, 1, L) bool: which of each block's keys may be attended (globals, sparse, local).
+
+    The global and local parts are the same in every layer and are cached on the pattern;
+    `sparse_valid` (B, 1|H, Tc) is None without sparse keys."""
+    geo, cache = pattern.geometry, pattern.cache
+    if "block_mask_base" not in cache:
+        bs, b = geo.block_size, pattern.is_key.shape[0]
+        local = F.pad(pattern.is_key, (bs, bs), value=False).unfold(1, 3 * bs, bs)  # (B, nb, 3bs)
+        glob = torch.full((b, pattern.num_blocks, geo.num_global_tokens), pattern.globals_visible, dtype=torch.bool,
+                          device=local.device)
+        cache["block_mask_base"] = (glob, local)
+    glob, local = cache["block_mask_base"]
+    parts = [glob[:, None], local[:, None]]
+    if sparse_valid is not None:
+        positions, inside = pattern.sparse_windows()
+        parts.insert(1, sparse_valid[:, :, positions] & inside)  # (B, 1|H, nb, S)
+    mask_heads = max(p.shape[1] for p in parts)
+    mask = torch.cat([p.expand(-1, mask_heads, -1, -1) for p in parts], dim=-1)  # (B, 1|H, nb, L)
+    b, nb = mask.shape[0], mask.shape[2]
+    return mask.expand(-1, heads, -1, -1).reshape(b, heads * nb, 1, -1)
+
+
+# Sparsity types whose compressed-key validity does not depend on the layer's keys: their block mask is
+# built once per forward pass.
+LAYER_INDEPENDENT_VALIDITY = ("pooling", "stride", "block_stride", "bos_pooling")
 
 
 def lsg_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: LSGPattern,
@@ -202,25 +242,21 @@ def lsg_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: LS
 
     q_tok, k_tok, v_tok = q[:, :, glob:], k[:, :, glob:], v[:, :, glob:]
     nb = t // bs
-    keys = [k[:, :, None, :glob].expand(-1, -1, nb, -1, -1)]  # (B, H, nb, G, D)
-    values = [v[:, :, None, :glob].expand(-1, -1, nb, -1, -1)]
-    masks = [torch.full((b, 1, nb, glob), pattern.globals_visible, dtype=torch.bool, device=q.device)]
     compressed = sparse_keys(q_tok, k_tok, v_tok, pattern)
+    k_sparse = v_sparse = valid = None
     if compressed is not None:
-        k_c, v_c, valid_c = compressed
-        positions, inside = pattern.sparse_windows()  # (nb, S)
-        keys.append(k_c[:, :, positions])  # (B, H, nb, S, D)
-        values.append(v_c[:, :, positions])
-        masks.append(valid_c[:, :, positions] & inside)  # (B, 1|H, nb, S)
-    keys.append(_blocks_of_local_keys(k_tok, bs))
-    values.append(_blocks_of_local_keys(v_tok, bs))
-    masks.append(_blocks_of_local_mask(pattern.is_key, bs)[:, None])  # (B, 1, nb, 3bs)
-
-    heads_in_mask = max(m.shape[1] for m in masks)
-    mask = torch.cat([m.expand(-1, heads_in_mask, -1, -1) for m in masks], dim=-1)  # (B, 1|H, nb, L)
-    key_blocks = torch.cat(keys, dim=-2).reshape(b, h * nb, -1, d)  # (B, H*nb, L, D)
-    value_blocks = torch.cat(values, dim=-2).reshape(b, h * nb, -1, d)
-    mask = mask.expand(-1, h, -1, -1).reshape(b, h * nb, 1, -1)
+        k_c, v_c, valid = compressed
+        positions = pattern.sparse_windows()[0]  # (nb, S)
+        k_sparse, v_sparse = k_c[:, :, positions], v_c[:, :, positions]  # (B, H, nb, S, D)
+    cacheable = compressed is None or geo.sparsity_factor == 1 or geo.sparsity_type in LAYER_INDEPENDENT_VALIDITY
+    if cacheable and "block_mask" in pattern.cache:
+        mask = pattern.cache["block_mask"]
+    else:
+        mask = _block_mask(pattern, valid, h)
+        if cacheable:
+            pattern.cache["block_mask"] = mask
+    key_blocks = _key_blocks(k_tok, k[:, :, :glob], k_sparse, bs).view(b, h * nb, -1, d)  # (B, H*nb, L, D)
+    value_blocks = _key_blocks(v_tok, v[:, :, :glob], v_sparse, bs).view(b, h * nb, -1, d)
     q_blocks = q_tok.reshape(b, h * nb, bs, d)
     local_out = F.scaled_dot_product_attention(q_blocks, key_blocks, value_blocks, attn_mask=mask, dropout_p=dropout)
     return torch.cat([global_out, local_out.view(b, h, t, d)], dim=2)

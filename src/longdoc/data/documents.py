@@ -37,19 +37,22 @@ def read_documents(
     require_labels: bool = True,
 ) -> list[Document]:
     """All documents of a JSON-lines or CSV/TSV file (by suffix; anything else is read as JSON lines)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file; give the path of a .jsonl or .csv file with one document per line")
-    if CSV_SUFFIXES.get(path.suffix.lower()):
-        records = _csv_records(path)
-    else:
-        records = _jsonl_records(path)
     documents = []
-    for where, record in records:
+    for where, record in read_records(path):
         documents.append(_document(record, where, text_column, label_column, require_labels))
     if not documents:
         raise DataError(f"{path}: the file holds no documents; write one document per line")
     return documents
+
+
+def read_records(path: str | os.PathLike):
+    """(where, record dict) for every line of a JSON-lines file or row of a CSV/TSV file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; give the path of a .jsonl or .csv file with one document per line")
+    if CSV_SUFFIXES.get(path.suffix.lower()):
+        return _csv_records(path)
+    return _jsonl_records(path)
 
 
 def _jsonl_records(path: Path):

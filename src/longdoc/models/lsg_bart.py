@@ -35,7 +35,10 @@ from .weight_names import BART_ENCODER_LAYER, register_weight_names, scoped
 
 
 class LSGBartConfig(BartConfig):
-    """BART config + the LSG fields (see LSGBertConfig) + pass_global_tokens_to_decoder."""
+    """BART config + the LSG fields (see LSGBertConfig) + pass_global_tokens_to_decoder.
+
+    An optional `layer_norm_eps` (BART: 1e-5) sets the encoder's LayerNorms, for encoders warm-started
+    from BERT-family checkpoints (1e-12)."""
 
     model_type = "bart"
 
@@ -52,7 +55,8 @@ def encoder_layer_config(config: LSGBartConfig) -> SimpleNamespace:
         hidden_size=config.d_model, num_attention_heads=config.encoder_attention_heads,
         intermediate_size=config.encoder_ffn_dim, hidden_act=config.activation_function,
         hidden_dropout_prob=config.dropout, attention_probs_dropout_prob=config.attention_dropout,
-        activation_dropout=config.activation_dropout, layer_norm_eps=1e-5, num_hidden_layers=config.encoder_layers,
+        activation_dropout=config.activation_dropout, layer_norm_eps=getattr(config, "layer_norm_eps", 1e-5),
+        num_hidden_layers=config.encoder_layers,
     )
 
 
@@ -68,7 +72,7 @@ class LSGBartEncoder(nn.Module):
         self.embed_tokens = embed_tokens
         self.embed_positions = BartLearnedPositionalEmbedding(config.max_position_embeddings, config.d_model)
         self.global_embeddings = nn.Embedding(MAX_GLOBAL_TOKENS, config.d_model)
-        self.layernorm_embedding = nn.LayerNorm(config.d_model)
+        self.layernorm_embedding = nn.LayerNorm(config.d_model, eps=getattr(config, "layer_norm_eps", 1e-5))
         self.layers = LSGEncoder(encoder_layer_config(config)).layer
         self.gradient_checkpointing = False
 
@@ -188,6 +192,19 @@ class LSGBartForConditionalGeneration(LSGBartPreTrainedModel, BartForConditional
         self.final_logits_bias = nn.Buffer(torch.zeros((1, self.model.shared.num_embeddings)))
         self.lm_head = nn.Linear(config.d_model, self.model.shared.num_embeddings, bias=False)
         self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, decoder_attention_mask=None,
+                encoder_outputs=None, past_key_values=None, inputs_embeds=None, decoder_inputs_embeds=None,
+                labels=None, use_cache=None, token_type_ids=None, **kwargs):
+        """BART's forward; `token_type_ids`, which BERT-family tokenizers of warm-started models return,
+        are accepted when all zero (BART has no token types)."""
+        if token_type_ids is not None and bool(token_type_ids.any()):
+            raise ValueError("this model has no token types: encode single texts, not pairs (token_type_ids != 0)")
+        return super().forward(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
+                               decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
+                               past_key_values=past_key_values, inputs_embeds=inputs_embeds,
+                               decoder_inputs_embeds=decoder_inputs_embeds, labels=labels, use_cache=use_cache,
+                               **kwargs)
 
 
 class LSGBartForSequenceClassification(LSGBartPreTrainedModel, BartForSequenceClassification):
