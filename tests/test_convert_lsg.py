@@ -101,3 +101,46 @@ def test_longer_input_than_positions_says_how_to_convert(tmp_path):
     model = longdoc.LSGBertModel.from_pretrained(tmp_path / "long")
     with pytest.raises(ValueError, match="longdoc convert --to lsg SRC OUT --max-length 80"):
         model(torch.randint(5, 50, (1, 80)))
+
+
+def tiny_mpnet(folder, model_class=transformers.MPNetForMaskedLM):
+    config = transformers.MPNetConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                      intermediate_size=37, max_position_embeddings=66, initializer_range=0.2,
+                                      relative_attention_num_buckets=32)
+    tokenizer = transformers.MPNetTokenizer(vocab_file=str(_mpnet_vocab(folder)))
+    return save_tiny(folder, model_class, config, tokenizer)
+
+
+def _mpnet_vocab(folder):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "vocab.txt"
+    tokens = ["<s>", "<pad>", "</s>", "<unk>", "[UNK]", "<mask>"] + [f"w{i}" for i in range(94)]
+    path.write_text("\n".join(tokens) + "\n")
+    return path
+
+
+def test_mpnet_conversion_keeps_the_relative_position_bias_exact(tmp_path):
+    source = tiny_mpnet(tmp_path / "mpnet")
+    report = convert(source, tmp_path / "long", to="lsg", max_length=150, **LSG)
+    assert report.model_class == "LSGMPNetForMaskedLM"
+    assert report.verification.max_abs_diff < 1e-4 and report.verification.logits_max_abs_diff < 1e-4
+    model = longdoc.LSGMPNetForMaskedLM.from_pretrained(tmp_path / "long").eval()
+    source_model = transformers.MPNetForMaskedLM.from_pretrained(source)
+    torch.testing.assert_close(model.mpnet.encoder.relative_attention_bias.weight,
+                               source_model.mpnet.encoder.relative_attention_bias.weight)
+    torch.testing.assert_close(model.mpnet.encoder.layer[1].attention.self.key.weight,
+                               source_model.mpnet.encoder.layer[1].attention.attn.k.weight)
+    ids, mask = padded_batch(140, 1, vocab_size=100)
+    with torch.no_grad():
+        assert torch.isfinite(model(input_ids=ids, attention_mask=mask).logits).all()
+    from safetensors.torch import load_file
+
+    saved = load_file(tmp_path / "long" / "model.safetensors")
+    assert "mpnet.encoder.layer.0.attention.attn.q.weight" in saved  # MPNet's published names on disk
+    assert not any(".attention.self." in key for key in saved)
+
+
+def test_longformer_refuses_mpnet_and_points_to_lsg(tmp_path):
+    source = tiny_mpnet(tmp_path / "mpnet")
+    with pytest.raises(ValueError, match="convert it with --to lsg"):
+        convert(source, tmp_path / "out", to="longformer", max_length=150, window=16)

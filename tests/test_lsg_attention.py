@@ -106,3 +106,23 @@ def test_unpadded_length_needs_adaptive():
     assert geo.padded_length(15, adaptive=False) == 15  # short inputs attend densely
     with pytest.raises(ValueError, match="adaptive=True"):
         geo.padded_length(30, adaptive=False)
+
+
+@pytest.mark.parametrize("kind,bs,sbs,f", [("pooling", 8, 8, 2), ("norm", 8, 4, 4), ("none", 8, 8, 2)])
+@pytest.mark.parametrize("t", [16, 56])  # full-attention fallback, and blocks
+def test_relative_position_bias_matches_dense_oracle(kind, bs, sbs, f, t):
+    from longdoc.attention.lsg_bias import LSGPositionBias, block_offsets, fallback_offsets, with_global_zeros
+
+    geo = LSGGeometry(bs, sbs, f, kind, 2)
+    q, k, v, is_key = _inputs(2, 3, 2, t, 8, [t, t - 5])
+    pattern = LSGPattern(geo, is_key)
+    table = torch.randn(3, 2 * t + 1)  # a bias per head and offset
+    relative_bias = lambda offsets: table[:, offsets + t]
+    if t <= 2 * bs:
+        bias = LSGPositionBias(full=with_global_zeros(relative_bias(fallback_offsets(t)), 2, rows=True))
+    else:
+        bias = LSGPositionBias(blocks=with_global_zeros(relative_bias(block_offsets(pattern)), 2, rows=False))
+    out = lsg_attention(q, k, v, pattern, position_bias=bias)
+    ref = dense_lsg_attention(q, k, v, pattern, relative_bias=relative_bias)
+    real = torch.cat([torch.ones(2, 2, dtype=torch.bool), is_key], dim=1)[:, None, :, None]
+    torch.testing.assert_close(out * real, ref * real, atol=1e-5, rtol=0)

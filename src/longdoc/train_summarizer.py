@@ -135,7 +135,7 @@ def train_summarizer(
         print(f"note: {train_set.truncated} training and {dev_set.truncated} dev documents are longer than "
               f"{max_source_length} tokens and are truncated", file=sys.stderr)
     if gradient_checkpointing:
-        network.gradient_checkpointing_enable()
+        getattr(network, "activation_checkpointing_enable", network.gradient_checkpointing_enable)()
     output = Path(output).resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
     checkpoints = Path(tempfile.mkdtemp(prefix=".trainer-", dir=output.parent))

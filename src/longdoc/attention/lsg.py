@@ -16,6 +16,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .lsg_bias import LSGPositionBias
 from .lsg_pattern import LSGGeometry, LSGPattern
 
 SparseKeys = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (B, H, Tc, D), (B, H, Tc, D), (B, 1|H, Tc) bool
@@ -217,11 +218,17 @@ def _block_mask(pattern: LSGPattern, sparse_valid: torch.Tensor | None, heads: i
 LAYER_INDEPENDENT_VALIDITY = ("pooling", "stride", "block_stride", "bos_pooling")
 
 
+def _biased(mask: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Additive float mask: the bias where attending is allowed, -inf elsewhere."""
+    return torch.where(mask, bias, torch.tensor(float("-inf"), dtype=bias.dtype, device=bias.device))
+
+
 def lsg_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: LSGPattern,
-                  dropout: float = 0.0) -> torch.Tensor:
+                  dropout: float = 0.0, position_bias: LSGPositionBias | None = None) -> torch.Tensor:
     """LSG attention.
 
     q, k, v: (B, H, G + T, D), the G global tokens first. pattern.is_key: (B, T).
+    position_bias: optional relative position bias added to the token rows' scores (MPNet).
     Returns the context (B, H, G + T, D).
     Global queries attend to every key; inputs of at most two blocks are attended densely;
     otherwise each block of queries attends to [globals | sparse keys | local keys].
@@ -234,6 +241,8 @@ def lsg_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: LS
         raise ValueError(f"attention got {t} tokens after {glob} globals, but the pattern has {pattern.length}")
     full_mask = pattern.full_key_mask()[:, None, None, :]  # (B, 1, 1, G + T)
     if geo.uses_full_attention(t):
+        if position_bias is not None:  # (H, G + T, G + T)
+            full_mask = _biased(full_mask, position_bias.full[None].to(q.dtype))
         return F.scaled_dot_product_attention(q, k, v, attn_mask=full_mask, dropout_p=dropout)
     bs = geo.block_size
     if t % bs:
@@ -258,5 +267,8 @@ def lsg_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: LS
     key_blocks = _key_blocks(k_tok, k[:, :, :glob], k_sparse, bs).view(b, h * nb, -1, d)  # (B, H*nb, L, D)
     value_blocks = _key_blocks(v_tok, v[:, :, :glob], v_sparse, bs).view(b, h * nb, -1, d)
     q_blocks = q_tok.reshape(b, h * nb, bs, d)
+    if position_bias is not None:  # (H, bs, L) for every block
+        bias = position_bias.blocks.to(q.dtype)[None, :, None]  # (1, H, 1, bs, L)
+        mask = _biased(mask.view(b, h, nb, 1, -1), bias).reshape(b, h * nb, bs, -1)
     local_out = F.scaled_dot_product_attention(q_blocks, key_blocks, value_blocks, attn_mask=mask, dropout_p=dropout)
     return torch.cat([global_out, local_out.view(b, h, t, d)], dim=2)

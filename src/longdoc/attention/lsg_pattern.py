@@ -82,6 +82,20 @@ class LSGGeometry:
         """Compressed keys per block of queries."""
         return self.block_size // self.sparsity_factor
 
+    def sparse_offsets(self) -> tuple[torch.Tensor, int]:
+        """(offsets (S,), pad): block i's sparse keys sit at compressed positions i * compressed_block - pad + offsets.
+
+        Derived with the reference's own arithmetic (it unfolds windows of 6 sparse blocks over the
+        compressed sequence padded by `pad`, then slices the left and right keys out of each window)."""
+        step, sbs = self.compressed_block, self.sparse_block_size
+        size = 6 * sbs
+        odd = step % 2
+        pad = (size - step) // 2 + odd
+        u = (size - self.block_size * 3 // self.sparsity_factor) // 2 + odd
+        offsets = torch.arange(size)
+        # the reference's slices (Python semantics, negative bounds included): left keys, right keys
+        return torch.cat([offsets[u - sbs:u], offsets[-(u + odd):-(u + odd) + sbs]]), pad
+
     def uses_full_attention(self, length: int) -> bool:
         """Inputs of at most two blocks are attended densely (local attention would cover them anyway)."""
         return length <= 2 * self.block_size
@@ -138,14 +152,8 @@ class LSGPattern:
         if "windows" in self.cache:
             return self.cache["windows"]
         g = self.geometry
-        step, sbs = g.compressed_block, g.sparse_block_size
-        size = 6 * sbs  # the reference unfolds windows of 2 * 3 sparse blocks
-        odd = step % 2
-        pad = (size - step) // 2 + odd
-        u = (size - g.block_size * 3 // g.sparsity_factor) // 2 + odd
-        offsets = torch.arange(size)
-        # the reference's own slices (Python semantics, negative bounds included): left keys, right keys
-        chosen = torch.cat([offsets[u - sbs:u], offsets[-(u + odd):-(u + odd) + sbs]])
+        chosen, pad = g.sparse_offsets()
+        step = g.compressed_block
         compressed = self.num_blocks * step
         starts = torch.arange(self.num_blocks) * step - pad  # (nb,)
         positions = starts[:, None] + chosen[None, :]  # (nb, S)

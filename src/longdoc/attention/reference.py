@@ -13,7 +13,7 @@ from .lsg_pattern import LSGPattern
 from .masks import LongformerPattern
 
 
-def dense_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor) -> tuple:
+def dense_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor, bias=None) -> tuple:
     """Softmax attention in fp32 under a boolean mask.
 
     q: (B, H, Tq, D), k/v: (B, H, Tk, D), allowed: (B, Tq, Tk) or (B, H, Tq, Tk) bool.
@@ -23,6 +23,8 @@ def dense_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: 
     if allowed.dim() == 3:
         allowed = allowed[:, None]
     scores = (q.float() @ k.float().transpose(-1, -2)) / math.sqrt(q.shape[-1])  # (B, H, Tq, Tk)
+    if bias is not None:  # additive (…, Tq, Tk), e.g. a relative position bias
+        scores = scores + bias.float()
     scores = scores.masked_fill(~allowed, float("-inf"))
     any_key = allowed.any(dim=-1, keepdim=True)
     probs = torch.softmax(scores.masked_fill(~any_key, 0.0), dim=-1) * any_key
@@ -90,19 +92,26 @@ def dense_lsg_compressed(q, k, v, pattern: LSGPattern):
     return pool(k), pool(v), valid.expand(-1, h, -1)
 
 
-def dense_lsg_attention(q, k, v, pattern: LSGPattern, compressed=None):
+def dense_lsg_attention(q, k, v, pattern: LSGPattern, compressed=None, relative_bias=None):
     """LSG attention by definition: every query attends densely over [globals | compressed | tokens]
     under a materialised mask. q, k, v: (B, H, G + T, D). Returns (B, H, G + T, D).
 
-    `compressed` (k_c, v_c, valid_c) overrides the oracle's own compressed keys (for `lsh`)."""
+    `compressed` (k_c, v_c, valid_c) overrides the oracle's own compressed keys (for `lsh`).
+    `relative_bias(offsets) -> (H, *offsets.shape)`: a bias by key position - query position, for the
+    token rows; a compressed key sits at the centre of its sparsity_factor tokens, globals get none."""
     geo = pattern.geometry
     g, bs = geo.num_global_tokens, geo.block_size
     b, h, n, d = q.shape
     t = n - g
     is_key = pattern.is_key
     full = torch.cat([torch.ones(b, g, dtype=torch.bool), is_key], dim=1)  # (B, G + T)
+    pos = torch.arange(t)
     if t <= 2 * bs:
-        return dense_attention(q, k, v, full[:, None, :].expand(-1, n, -1))[0]
+        bias = None
+        if relative_bias is not None:
+            bias = torch.zeros(h, n, n)
+            bias[:, g:, g:] = relative_bias(pos[None, :] - pos[:, None])
+        return dense_attention(q, k, v, full[:, None, :].expand(-1, n, -1), bias)[0]
     q_tok, k_tok, v_tok = q[:, :, g:], k[:, :, g:], v[:, :, g:]
     if geo.has_sparse:
         k_c, v_c, valid_c = compressed or dense_lsg_compressed(q_tok, k_tok, v_tok, pattern)
@@ -124,6 +133,12 @@ def dense_lsg_attention(q, k, v, pattern: LSGPattern, compressed=None):
     ], dim=-1)  # (B, H, T, G + Tc + T)
     keys = torch.cat([k[:, :, :g], k_c, k_tok], dim=2)
     values = torch.cat([v[:, :, :g], v_c, v_tok], dim=2)
-    out_tok = dense_attention(q_tok, keys, values, allowed_tok)[0]
+    bias = None
+    if relative_bias is not None:
+        f = geo.sparsity_factor
+        centre = c * f + (f - 1) // 2
+        bias = torch.cat([torch.zeros(h, t, g), relative_bias(centre[None, :] - pos[:, None]),
+                          relative_bias(pos[None, :] - pos[:, None])], dim=-1)  # (H, T, G + Tc + T)
+    out_tok = dense_attention(q_tok, keys, values, allowed_tok, bias)[0]
     out_glob = dense_attention(q[:, :, :g], k, v, full[:, None, :].expand(-1, g, -1))[0]
     return torch.cat([out_glob, out_tok], dim=2)

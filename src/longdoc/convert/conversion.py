@@ -73,7 +73,7 @@ def convert(
         )
 
     tokenizer = _load(AutoTokenizer, src)
-    source_model = arch.auto_class(source_config).from_pretrained(src, dtype="auto")
+    source_model = arch.load(src, dtype="auto")
     model, fresh = target.convert_model(source_model, arch, tokenizer, max_length, settings)
     del source_model
 

@@ -61,6 +61,9 @@ class LongformerTarget(ConversionTarget):
     def check_source(self, arch: SourceArchitecture) -> None:
         if arch.seq2seq:
             raise ValueError(f"a {arch.name} checkpoint is an encoder-decoder: convert it with --to lsg (LSG-BART)")
+        if arch.name == "mpnet":
+            raise ValueError("an mpnet checkpoint adds a relative position bias that a Longformer has not: convert it "
+                             "with --to lsg")
 
     def model_class(self, masked_lm: bool, arch: SourceArchitecture = None) -> type[PreTrainedModel]:
         return LongformerForMaskedLM if masked_lm else LongformerModel

@@ -27,6 +27,7 @@ from ..models import (
     LSGRobertaForMaskedLM,
     LSGRobertaModel,
 )
+from ..models.lsg_mpnet import MPNET_LAYER, LSGMPNetConfig, LSGMPNetForMaskedLM, LSGMPNetModel
 from ..models.weight_names import BART_ENCODER_LAYER, rename_keys, scoped
 from .positions import extend_position_table
 from .sources import SourceArchitecture
@@ -40,6 +41,7 @@ FAMILIES = {
     "bert": (LSGBertConfig, LSGBertModel, LSGBertForMaskedLM),
     "electra": (LSGBertConfig, LSGBertModel, LSGBertForMaskedLM),
     "roberta": (LSGRobertaConfig, LSGRobertaModel, LSGRobertaForMaskedLM),
+    "mpnet": (LSGMPNetConfig, LSGMPNetModel, LSGMPNetForMaskedLM),
     "bart": (LSGBartConfig, LSGBartForConditionalGeneration, LSGBartForConditionalGeneration),
 }
 
@@ -67,7 +69,7 @@ def global_embeddings(positions: torch.Tensor, words: torch.Tensor, first_id: in
 
 class LSGTarget(ConversionTarget):
     name = "lsg"
-    description = "local + sparse + global attention, longdoc.LSG* models (BERT, RoBERTa, BART)"
+    description = "local + sparse + global attention, longdoc.LSG* models (BERT, RoBERTa, MPNet, BART)"
 
     def check_settings(self, max_length: int, settings: dict) -> dict:
         unknown = set(settings) - set(DEFAULTS)
@@ -115,6 +117,8 @@ class LSGTarget(ConversionTarget):
             name = arch.longformer_key(key, prefix)  # BERT-layout names are LSG names too
             if name is not None:
                 state[name] = tensor
+        if arch.name == "mpnet":
+            state = rename_keys(state, MPNET_LAYER)
         embeddings = f"{prefix}embeddings."
         short_positions = state[embeddings + "position_embeddings.weight"]
         state[embeddings + "position_embeddings.weight"] = extend_position_table(short_positions, offset, offset,

@@ -49,6 +49,24 @@ class SourceArchitecture:
             return config.max_position_embeddings  # BART's table has the two extra rows beyond this
         return config.max_position_embeddings - self.position_offset(config)
 
+    def load(self, src: str, dtype="auto"):
+        """The source model with the weights we carry over. A config that names a masked-LM class but a
+        checkpoint without the head's weights (sentence-transformers exports do this) loads as an encoder."""
+        from transformers import AutoConfig, AutoModel
+        from transformers.utils import logging
+
+        auto_class = self.auto_class(AutoConfig.from_pretrained(src))
+        verbosity = logging.get_verbosity()
+        logging.set_verbosity_error()  # a missing head is handled below, not reported as a problem
+        try:
+            model, info = auto_class.from_pretrained(src, dtype=dtype, output_loading_info=True)
+        finally:
+            logging.set_verbosity(verbosity)
+        if self.has_masked_lm_head(model.config) and info["missing_keys"]:
+            model = AutoModel.from_pretrained(src, dtype=dtype)
+            model.config.architectures = [type(model).__name__]
+        return model
+
     def has_masked_lm_head(self, config) -> bool:
         return any(name in self.masked_lm_classes for name in (config.architectures or ()))
 
@@ -124,6 +142,15 @@ ELECTRA = SourceArchitecture(
     embedding_size_field="embedding_size",
 )
 
+MPNET = SourceArchitecture(
+    name="mpnet",
+    model_types=("mpnet",),
+    encoder_prefix="mpnet.",
+    masked_lm_classes=("MPNetForMaskedLM",),
+    head_key_map=(("lm_head.", "lm_head."),),
+    positions_after_padding=True,
+)
+
 BART = SourceArchitecture(
     name="bart",
     model_types=("bart",),
@@ -134,7 +161,7 @@ BART = SourceArchitecture(
     seq2seq=True,
 )
 
-SOURCE_ARCHITECTURES: tuple[SourceArchitecture, ...] = (BERT, ROBERTA, ELECTRA, BART)
+SOURCE_ARCHITECTURES: tuple[SourceArchitecture, ...] = (BERT, ROBERTA, ELECTRA, MPNET, BART)
 
 
 def supported_model_types() -> list[str]:

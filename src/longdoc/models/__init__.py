@@ -9,6 +9,15 @@ from .lsg_bart import (
     LSGBartForSequenceClassification,
     LSGBartModel,
 )
+from .lsg_mpnet import (
+    LSGMPNetConfig,
+    LSGMPNetForMaskedLM,
+    LSGMPNetForMultipleChoice,
+    LSGMPNetForQuestionAnswering,
+    LSGMPNetForSequenceClassification,
+    LSGMPNetForTokenClassification,
+    LSGMPNetModel,
+)
 from .lsg_heads import (
     LSGBertForMaskedLM,
     LSGBertForMultipleChoice,
@@ -34,6 +43,8 @@ LSG_CLASSES = [
     "LSGBartForSequenceClassification", "LSGBartModel",
     "LSGBertConfig", "LSGBertForMaskedLM", "LSGBertForMultipleChoice", "LSGBertForQuestionAnswering",
     "LSGBertForSequenceClassification", "LSGBertForTokenClassification", "LSGBertModel",
+    "LSGMPNetConfig", "LSGMPNetForMaskedLM", "LSGMPNetForMultipleChoice", "LSGMPNetForQuestionAnswering",
+    "LSGMPNetForSequenceClassification", "LSGMPNetForTokenClassification", "LSGMPNetModel",
     "LSGRobertaConfig", "LSGRobertaForMaskedLM", "LSGRobertaForMultipleChoice", "LSGRobertaForQuestionAnswering",
     "LSGRobertaForSequenceClassification", "LSGRobertaForTokenClassification", "LSGRobertaModel",
 ]

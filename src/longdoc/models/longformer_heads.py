@@ -1,7 +1,9 @@
 """Longformer task models: masked LM, sequence / token classification, multiple choice, QA.
 
-Each sets the default global attention of its task when the caller gives none
-(a caller's `global_attention_mask` always wins).
+Each is the shared task model (task_models.py) over LongformerModel; what is Longformer's own is
+the argument order of `forward` (global_attention_mask third, as in `transformers`) and the
+default global attention of each task when the caller gives none (a caller's
+`global_attention_mask` always wins).
 """
 
 from __future__ import annotations
@@ -9,14 +11,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..heads import ClassificationHead, LMHead, sequence_classification_loss, span_loss
 from .longformer import LongformerModel, LongformerPreTrainedModel
-from .outputs import (
-    MaskedLMOutput,
-    MultipleChoiceOutput,
-    QuestionAnsweringOutput,
-    SequenceClassifierOutput,
-    TokenClassifierOutput,
+from .task_models import (
+    MaskedLMTaskModel,
+    MultipleChoiceTaskModel,
+    QuestionAnsweringTaskModel,
+    SequenceClassificationTaskModel,
+    TokenClassificationTaskModel,
 )
 
 
@@ -58,160 +59,84 @@ def _first_token_global_mask(input_ids, inputs_embeds):
     return mask
 
 
-def _extras(outputs):
-    return dict(hidden_states=outputs.hidden_states, attentions=outputs.attentions,
-                global_attentions=outputs.global_attentions)
-
-
-def _as_tuple(loss, heads: tuple, outputs) -> tuple:
-    extra = tuple(x for x in (outputs.hidden_states, outputs.attentions, outputs.global_attentions) if x is not None)
-    return ((loss,) if loss is not None else ()) + heads + extra
-
-
-class LongformerForMaskedLM(LongformerPreTrainedModel):
-    _tied_weights_keys = {
-        "lm_head.decoder.weight": "longformer.embeddings.word_embeddings.weight",
-        "lm_head.decoder.bias": "lm_head.bias",
-    }
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.longformer = LongformerModel(config, add_pooling_layer=False)
-        self.lm_head = LMHead(config)
-        self.post_init()
-
-    def get_output_embeddings(self):
-        return self.lm_head.decoder
-
-    def set_output_embeddings(self, new_embeddings):
-        self.lm_head.decoder = new_embeddings
+class LongformerForMaskedLM(MaskedLMTaskModel, LongformerPreTrainedModel):
+    encoder_class = LongformerModel
+    lm_activation = "gelu"
+    _tied_weights_keys = MaskedLMTaskModel.tied_weights("longformer")
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, token_type_ids=None,
                 position_ids=None, inputs_embeds=None, labels=None, output_attentions=None,
                 output_hidden_states=None, return_dict=None, **kwargs):
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        out = self.longformer(input_ids, attention_mask, global_attention_mask, token_type_ids, position_ids,
-                              inputs_embeds, output_attentions, output_hidden_states, return_dict=True)
-        logits = self.lm_head(out.last_hidden_state)  # (B, T, vocab)
-        loss = None
-        if labels is not None:
-            loss = nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]), labels.to(logits.device).view(-1))
-        if not return_dict:
-            return _as_tuple(loss, (logits,), out)
-        return MaskedLMOutput(loss=loss, logits=logits, **_extras(out))
+        return super().forward(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                               position_ids=position_ids, inputs_embeds=inputs_embeds, labels=labels,
+                               output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                               return_dict=return_dict, global_attention_mask=global_attention_mask)
 
 
-class LongformerForSequenceClassification(LongformerPreTrainedModel):
+class LongformerForSequenceClassification(SequenceClassificationTaskModel, LongformerPreTrainedModel):
     """Single-label, multi-label or regression through `config.problem_type`; global attention on
     the first token by default."""
 
-    def __init__(self, config):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.longformer = LongformerModel(config, add_pooling_layer=False)
-        self.classifier = ClassificationHead(config)
-        self.post_init()
+    encoder_class = LongformerModel
+    pooled_head = False
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, token_type_ids=None,
                 position_ids=None, inputs_embeds=None, labels=None, output_attentions=None,
                 output_hidden_states=None, return_dict=None, **kwargs):
-        return_dict = self.config.return_dict if return_dict is None else return_dict
         if global_attention_mask is None:
             global_attention_mask = _first_token_global_mask(input_ids, inputs_embeds)
-        out = self.longformer(input_ids, attention_mask, global_attention_mask, token_type_ids, position_ids,
-                              inputs_embeds, output_attentions, output_hidden_states, return_dict=True)
-        logits = self.classifier(out.last_hidden_state)
-        loss = None if labels is None else sequence_classification_loss(logits, labels, self.config)
-        if not return_dict:
-            return _as_tuple(loss, (logits,), out)
-        return SequenceClassifierOutput(loss=loss, logits=logits, **_extras(out))
+        return super().forward(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                               position_ids=position_ids, inputs_embeds=inputs_embeds, labels=labels,
+                               output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                               return_dict=return_dict, global_attention_mask=global_attention_mask)
 
 
-class LongformerForTokenClassification(LongformerPreTrainedModel):
+class LongformerForTokenClassification(TokenClassificationTaskModel, LongformerPreTrainedModel):
     """Per-token labels; no global attention by default."""
 
-    def __init__(self, config):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.longformer = LongformerModel(config, add_pooling_layer=False)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
+    encoder_class = LongformerModel
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, token_type_ids=None,
                 position_ids=None, inputs_embeds=None, labels=None, output_attentions=None,
                 output_hidden_states=None, return_dict=None, **kwargs):
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        out = self.longformer(input_ids, attention_mask, global_attention_mask, token_type_ids, position_ids,
-                              inputs_embeds, output_attentions, output_hidden_states, return_dict=True)
-        logits = self.classifier(self.dropout(out.last_hidden_state))  # (B, T, num_labels)
-        loss = None
-        if labels is not None:
-            loss = nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.to(logits.device).view(-1))
-        if not return_dict:
-            return _as_tuple(loss, (logits,), out)
-        return TokenClassifierOutput(loss=loss, logits=logits, **_extras(out))
+        return super().forward(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                               position_ids=position_ids, inputs_embeds=inputs_embeds, labels=labels,
+                               output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                               return_dict=return_dict, global_attention_mask=global_attention_mask)
 
 
-class LongformerForQuestionAnswering(LongformerPreTrainedModel):
+class LongformerForQuestionAnswering(QuestionAnsweringTaskModel, LongformerPreTrainedModel):
     """Extractive QA; global attention on the question (tokens before the first separator)."""
 
-    def __init__(self, config):
-        super().__init__(config)
-        self.num_labels = config.num_labels
-        self.longformer = LongformerModel(config, add_pooling_layer=False)
-        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
+    encoder_class = LongformerModel
 
     def forward(self, input_ids=None, attention_mask=None, global_attention_mask=None, token_type_ids=None,
                 position_ids=None, inputs_embeds=None, start_positions=None, end_positions=None,
                 output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs):
-        return_dict = self.config.return_dict if return_dict is None else return_dict
         if global_attention_mask is None:
             if input_ids is None:
                 raise ValueError("question answering from inputs_embeds needs an explicit global_attention_mask")
             global_attention_mask = question_global_mask(input_ids, self.config.sep_token_id)
-        out = self.longformer(input_ids, attention_mask, global_attention_mask, token_type_ids, position_ids,
-                              inputs_embeds, output_attentions, output_hidden_states, return_dict=True)
-        logits = self.qa_outputs(out.last_hidden_state)  # (B, T, 2)
-        start_logits, end_logits = (x.squeeze(-1).contiguous() for x in logits.split(1, dim=-1))
-        loss = None
-        if start_positions is not None and end_positions is not None:
-            loss = span_loss(start_logits, end_logits, start_positions, end_positions)
-        if not return_dict:
-            return _as_tuple(loss, (start_logits, end_logits), out)
-        return QuestionAnsweringOutput(loss=loss, start_logits=start_logits, end_logits=end_logits, **_extras(out))
+        return super().forward(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                               position_ids=position_ids, inputs_embeds=inputs_embeds,
+                               start_positions=start_positions, end_positions=end_positions,
+                               output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                               return_dict=return_dict, global_attention_mask=global_attention_mask)
 
 
-class LongformerForMultipleChoice(LongformerPreTrainedModel):
+class LongformerForMultipleChoice(MultipleChoiceTaskModel, LongformerPreTrainedModel):
     """Inputs (B, choices, T); one score per choice from the pooled first token; global attention
     on each choice's tokens (after the context's separator) by default."""
 
-    def __init__(self, config):
-        super().__init__(config)
-        self.longformer = LongformerModel(config)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, 1)
-        self.post_init()
+    encoder_class = LongformerModel
 
     def forward(self, input_ids=None, token_type_ids=None, attention_mask=None, global_attention_mask=None,
                 labels=None, position_ids=None, inputs_embeds=None, output_attentions=None,
                 output_hidden_states=None, return_dict=None, **kwargs):
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        ref = input_ids if input_ids is not None else inputs_embeds[..., 0]
-        if ref.dim() != 3:
-            raise ValueError(f"multiple choice inputs must be (batch, choices, tokens), got {tuple(ref.shape)}")
-        num_choices = ref.shape[1]
-        flat = lambda x: None if x is None else x.reshape(-1, *x.shape[2:])  # (B * choices, ...)
-        if global_attention_mask is None and input_ids is not None:
-            global_attention_mask = after_separator_global_mask(flat(input_ids), self.config.sep_token_id)
-        else:
-            global_attention_mask = flat(global_attention_mask)
-        out = self.longformer(flat(input_ids), flat(attention_mask), global_attention_mask, flat(token_type_ids),
-                              flat(position_ids), flat(inputs_embeds), output_attentions, output_hidden_states,
-                              return_dict=True)
-        logits = self.classifier(self.dropout(out.pooler_output)).view(-1, num_choices)  # (B, choices)
-        loss = None if labels is None else nn.functional.cross_entropy(logits, labels.to(logits.device))
-        if not return_dict:
-            return _as_tuple(loss, (logits,), out)
-        return MultipleChoiceOutput(loss=loss, logits=logits, **_extras(out))
+        if global_attention_mask is None and input_ids is not None and input_ids.dim() == 3:
+            flat = input_ids.reshape(-1, input_ids.shape[-1])
+            global_attention_mask = after_separator_global_mask(flat, self.config.sep_token_id).view(input_ids.shape)
+        return super().forward(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                               position_ids=position_ids, inputs_embeds=inputs_embeds, labels=labels,
+                               output_attentions=output_attentions, output_hidden_states=output_hidden_states,
+                               return_dict=return_dict, global_attention_mask=global_attention_mask)

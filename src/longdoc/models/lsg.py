@@ -86,7 +86,7 @@ class LSGEmbeddings(nn.Module):
     `roberta_positions`: positions count real tokens from pad_token_id + 1 (RoBERTa) instead of 0 (BERT).
     """
 
-    def __init__(self, config, roberta_positions: bool):
+    def __init__(self, config, roberta_positions: bool, token_types: bool = True):
         super().__init__()
         self.config = config
         self.roberta_positions = roberta_positions
@@ -94,7 +94,8 @@ class LSGEmbeddings(nn.Module):
         self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size,
                                                 padding_idx=config.pad_token_id if roberta_positions else None)
-        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        # MPNet has no token types
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size) if token_types else None
         self.global_embeddings = nn.Embedding(MAX_GLOBAL_TOKENS, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
@@ -123,14 +124,18 @@ class LSGEmbeddings(nn.Module):
             )
         if position_ids is None:
             position_ids = self.position_ids(input_ids, shape, device)
-        if token_type_ids is None:
-            token_type_ids = torch.zeros(shape, dtype=torch.long, device=device)
         if inputs_embeds is None:
             if input_ids.numel() and (int(input_ids.max()) >= self.config.vocab_size or int(input_ids.min()) < 0):
                 raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}): check that the tokenizer "
                                  f"matches this model")
             inputs_embeds = self.word_embeddings(input_ids)
-        x = inputs_embeds + self.token_type_embeddings(token_type_ids) + self.position_embeddings(position_ids)
+        x = inputs_embeds + self.position_embeddings(position_ids)
+        if self.token_type_embeddings is not None:
+            if token_type_ids is None:
+                token_type_ids = torch.zeros(shape, dtype=torch.long, device=device)
+            x = x + self.token_type_embeddings(token_type_ids)
+        elif token_type_ids is not None and bool(token_type_ids.any()):
+            raise ValueError("this model has no token types: leave token_type_ids out (or all zero)")
         glob = self.global_embeddings.weight[: self.config.num_global_tokens]  # (G, C)
         x = torch.cat([glob[None].expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)  # (B, G + T, C)
         return self.dropout(self.LayerNorm(x))
@@ -150,9 +155,9 @@ class LSGSelfAttention(nn.Module):
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.view(*x.shape[:2], self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, G + T, D)
 
-    def forward(self, hidden_states: torch.Tensor, pattern: LSGPattern):
+    def forward(self, hidden_states: torch.Tensor, pattern: LSGPattern, position_bias=None):
         q, k, v = (self._heads(p(hidden_states)) for p in (self.query, self.key, self.value))
-        out = lsg_attention(q, k, v, pattern, self.dropout if self.training else 0.0)
+        out = lsg_attention(q, k, v, pattern, self.dropout if self.training else 0.0, position_bias)
         return (out.transpose(1, 2).reshape(hidden_states.shape),)  # (B, G + T, C)
 
 
@@ -183,11 +188,16 @@ class LSGEncoder(nn.Module):
         self.layer = nn.ModuleList([EncoderLayer(config, LSGSelfAttention(config)) for _ in
                                     range(config.num_hidden_layers)])
 
+    def attention_inputs(self, pattern: LSGPattern) -> dict:
+        """What every layer's attention takes besides the hidden states (a family may add a position bias)."""
+        return {"pattern": pattern}
+
     def forward(self, hidden_states, pattern: LSGPattern, output_hidden_states=False):
         """hidden_states (B, G + T_padded, C) -> last states and, optionally, every layer's input and output."""
         all_hidden = (hidden_states,) if output_hidden_states else None
+        inputs = self.attention_inputs(pattern)
         for layer in self.layer:
-            hidden_states = layer(hidden_states, pattern=pattern)[0]
+            hidden_states = layer(hidden_states, **inputs)[0]
             if output_hidden_states:
                 all_hidden += (hidden_states,)
         return hidden_states, all_hidden
@@ -216,13 +226,15 @@ class LSGEncoderModel(LSGPreTrainedModel):
     """Embeddings + LSG encoder (+ optional pooler on the first token); base of LSGBertModel/LSGRobertaModel."""
 
     roberta_positions = False
+    token_types = True
+    encoder_module = LSGEncoder
     global_tokens_visible = True  # conversion checks switch the global tokens off to compare with the source
 
     def __init__(self, config, add_pooling_layer: bool = True):
         super().__init__(config)
         self.geometry = validate_lsg_fields(config)
-        self.embeddings = LSGEmbeddings(config, self.roberta_positions)
-        self.encoder = LSGEncoder(config)
+        self.embeddings = LSGEmbeddings(config, self.roberta_positions, self.token_types)
+        self.encoder = self.encoder_module(config)
         self.pooler = Pooler(config) if add_pooling_layer else None
         self.post_init()
 
