@@ -24,7 +24,7 @@ $(ORACLE_STAMP):
 	$(PY) -m venv $(ORACLE)
 	$(ORACLE)/bin/pip install -q --upgrade pip
 	$(ORACLE)/bin/pip install -q $(TORCH)
-	$(ORACLE)/bin/pip install -q transformers==4.36.2 lsg-converter==0.1.9
+	$(ORACLE)/bin/pip install -q transformers==4.36.2 lsg-converter==0.1.9 psutil
 	touch $(ORACLE_STAMP)
 
 venv: $(STAMP)

@@ -12,7 +12,7 @@ import longdoc
 from longdoc.cli import main
 from longdoc.convert import convert
 from longdoc.convert.lsg import spread_positions
-from test_convert import TINY, bert_tokenizer, padded_batch, roberta_tokenizer, save_tiny, tiny_bert, tiny_roberta
+from test_convert import bert_tokenizer, padded_batch, roberta_tokenizer, save_tiny, tiny_bert, tiny_roberta
 
 LSG = dict(block_size=8, sparse_block_size=8, sparsity_factor=2, num_global_tokens=3)
 

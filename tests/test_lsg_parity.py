@@ -6,9 +6,7 @@ needs transformers 4.36.2)."""
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

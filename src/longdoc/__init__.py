@@ -15,11 +15,16 @@ from .models import (
 
 from .models.segment_classifier import SegmentClassifier, SegmentClassifierConfig
 from .pipelines import DocumentClassifier, DocumentPrediction
+from .summarizer import Summarizer
+from .train_summarizer import SummarizationResult, train_summarizer
 from .train import TrainingResult, train_classifier
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = LSG_CLASSES + [
+    "Summarizer",
+    "SummarizationResult",
+    "train_summarizer",
     "DocumentClassifier",
     "DocumentPrediction",
     "SegmentClassifier",

@@ -199,18 +199,12 @@ def add_predict_command(subparsers) -> None:
 def run_predict(args) -> int:
     import json
 
-    from .data.documents import read_documents
     from .pipelines import DocumentClassifier
 
     sources, texts = [], []
-    for name in args.files:
-        if name.endswith((".jsonl", ".json", ".csv", ".tsv")):
-            for document in read_documents(name, args.text_column, require_labels=False):
-                sources.append(document.id or document.source)
-                texts.append(document.text)
-        else:
-            texts.append(_read_text(name))
-            sources.append(name)
+    for source, text in iter_documents(args.files, args.text_column):
+        sources.append(source)
+        texts.append(text)
     classifier = DocumentClassifier.from_pretrained(args.model_dir)
     predictions = classifier.predict(texts, explain=args.explain, top_segments=args.top_segments,
                                      progress="predicting")
@@ -223,6 +217,18 @@ def run_predict(args) -> int:
         if args.explain:
             print(format_explanation(prediction), file=sys.stderr)
     return 0
+
+
+def iter_documents(files: list[str], text_column: str):
+    """(source, text) of every document: a .jsonl/.csv file gives one per line, any other file is one."""
+    from .data.documents import read_documents
+
+    for name in files:
+        if name.endswith((".jsonl", ".json", ".csv", ".tsv")):
+            for document in read_documents(name, text_column, require_labels=False):
+                yield document.id or document.source, document.text
+        else:
+            yield name, _read_text(name)
 
 
 def _read_text(name: str) -> str:

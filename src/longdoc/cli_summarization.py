@@ -37,19 +37,8 @@ def add_summarize_command(subparsers) -> None:
     parser.set_defaults(run=run_summarize)
 
 
-def _documents(files: list[str], text_column: str):
-    from .cli import _read_text
-    from .data.pairs import read_pairs
-
-    for name in files:
-        if name.endswith((".jsonl", ".json", ".csv", ".tsv")):
-            for pair in read_pairs(name, text_column, require_summaries=False):
-                yield pair.id or pair.source, pair.text
-        else:
-            yield name, _read_text(name)
-
-
 def run_summarize(args) -> int:
+    from .cli import iter_documents
     from .summarizer import Summarizer
 
     summarizer = Summarizer.from_pretrained(args.model_dir, batch_size=args.batch_size,
@@ -58,7 +47,7 @@ def run_summarize(args) -> int:
     sources = []
 
     def texts():
-        for source, text in _documents(args.files, args.text_column):
+        for source, text in iter_documents(args.files, args.text_column):
             sources.append(source)
             yield text
 

@@ -57,6 +57,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
+from .dataset_files import combined_checksum, sha256_file, write_atomic, write_split_files
+
 PACKAGE = "linux-doc-6.1"
 DOCS_IN_PACKAGE = Path("usr/share/doc") / PACKAGE / "Documentation"
 SYSTEM_DOCS_DIRS: tuple[Path, ...] = (Path("/") / DOCS_IN_PACKAGE,)
@@ -245,7 +247,7 @@ def unpack_into_cache(deb: Path, cache_dir: Path) -> Path:
             f"could not unpack {deb} ({error}). The download may be truncated: delete {deb} and retry."
         ) from error
     partial.rename(final)
-    info = {**_deb_name_fields(deb), "deb_sha256": _sha256_file(deb)}
+    info = {**_deb_name_fields(deb), "deb_sha256": sha256_file(deb)}
     (cache_dir / UNPACKED_INFO).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return final
 
@@ -459,17 +461,6 @@ def describe_source(docs_dir: Path) -> dict:
     return source
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def combined_checksum(checksums: dict[str, str]) -> str:
-    lines = "".join(f"{checksums[name]}  {name}\n" for name in sorted(checksums))
-    return hashlib.sha256(lines.encode("ascii")).hexdigest()
 
 
 def selection_rules(min_words: int, min_class_size: int, exclude_classes: Sequence[str] = ()) -> dict:
@@ -491,18 +482,6 @@ def selection_rules(min_words: int, min_class_size: int, exclude_classes: Sequen
 # --------------------------------------------------------------------------- building
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def _jsonl_bytes(docs: Sequence[Document]) -> bytes:
-    lines = (
-        json.dumps({"id": d.id, "label": d.label, "text": d.text}, ensure_ascii=False, sort_keys=True) + "\n"
-        for d in docs
-    )
-    return "".join(lines).encode("utf-8")
 
 
 def _resolve_docs_dir(docs_dir: str | os.PathLike) -> Path:
@@ -538,13 +517,9 @@ def build_kernel_docs(
     splits = split_documents(docs)
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / MANIFEST).unlink(missing_ok=True)  # a set without a manifest is never reused
-    checksums = {}
-    for split, members in splits.items():
-        data = _jsonl_bytes(members)
-        _write_atomic(out_dir / f"{split}.jsonl", data)
-        checksums[f"{split}.jsonl"] = hashlib.sha256(data).hexdigest()
+    records = {split: [{"id": d.id, "label": d.label, "text": d.text} for d in members]
+               for split, members in splits.items()}
+    checksums = write_split_files(out_dir, records, MANIFEST)
 
     labels = sorted({d.label for d in docs})
     class_counts = {
@@ -563,7 +538,7 @@ def build_kernel_docs(
         "checksum": combined_checksum(checksums),
     }
     text = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
-    _write_atomic(out_dir / MANIFEST, text.encode("utf-8"))
+    write_atomic(out_dir / MANIFEST, text.encode("utf-8"))
     return KernelDocsSet.from_manifest(out_dir)
 
 
@@ -574,7 +549,7 @@ def _reusable(out_dir: Path, rules: dict) -> bool:
         checksums = manifest["sha256"]
         if manifest["rules"] != rules or set(checksums) != {f"{s}.jsonl" for s in SPLITS}:
             return False
-        return all(_sha256_file(out_dir / name) == sha for name, sha in checksums.items())
+        return all(sha256_file(out_dir / name) == sha for name, sha in checksums.items())
     except (OSError, ValueError, KeyError, TypeError):
         return False
 

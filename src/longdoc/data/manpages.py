@@ -59,6 +59,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from longdoc.data import roff
+from longdoc.data.dataset_files import combined_checksum, sha256_file, write_atomic, write_split_files
 from longdoc.data.roff import (  # noqa: F401  (re-exported: once defined here)
     MAX_INCLUDE_DEPTH,
     RenderedPage,
@@ -301,20 +302,7 @@ def selection_rules(min_words: int, pages: Sequence[str] | None = None, limit: i
     }
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
-
-def _jsonl_bytes(pages: Sequence[Page]) -> bytes:
-    lines = (json.dumps(p.record(), ensure_ascii=False, sort_keys=True) + "\n" for p in pages)
-    return "".join(lines).encode("utf-8")
-
-
-def combined_checksum(checksums: dict[str, str]) -> str:
-    lines = "".join(f"{checksums[name]}  {name}\n" for name in sorted(checksums))
-    return hashlib.sha256(lines.encode("ascii")).hexdigest()
 
 
 def build_manpages(
@@ -344,13 +332,8 @@ def build_manpages(
     splits = {split: [p for p in kept if p.split == split] for split in SPLITS}
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / MANIFEST).unlink(missing_ok=True)  # a set without a manifest is never reused
-    checksums = {}
-    for split, members in splits.items():
-        data = _jsonl_bytes(members)
-        _write_atomic(out_dir / f"{split}.jsonl", data)
-        checksums[f"{split}.jsonl"] = hashlib.sha256(data).hexdigest()
+    checksums = write_split_files(out_dir, {split: [p.record() for p in members] for split, members in splits.items()},
+                                  MANIFEST)
     sections = sorted({p.section for p in kept})
     manifest = {
         "source": source or {"packages": None, "how": "explicit files"},
@@ -367,7 +350,7 @@ def build_manpages(
         "checksum": combined_checksum(checksums),
     }
     text = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
-    _write_atomic(out_dir / MANIFEST, text.encode("utf-8"))
+    write_atomic(out_dir / MANIFEST, text.encode("utf-8"))
     _log(f"{len(kept)} pages kept out of {len(candidates)} files; written to {out_dir}")
     return manifest
 
@@ -382,9 +365,6 @@ def load_manpages(out_dir: str | os.PathLike, split: str) -> list[dict]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f]
 
-
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def default_out_dir() -> Path:
@@ -411,7 +391,7 @@ def ensure_manpages(
                 manifest["rules"] == selection_rules(min_words, None, limit)
                 and manifest["source"].get("packages") == package_versions()
                 and set(checksums) == {f"{s}.jsonl" for s in SPLITS}
-                and all(_sha256_file(out_dir / name) == sha for name, sha in checksums.items())
+                and all(sha256_file(out_dir / name) == sha for name, sha in checksums.items())
             )
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             same = False

@@ -85,3 +85,12 @@ class Pooler(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         return self.activation(self.dense(hidden_states[:, 0]))
+
+
+def roberta_position_ids(input_ids: torch.Tensor | None, shape, padding_idx: int, device) -> torch.Tensor:
+    """RoBERTa-style positions: real tokens count from padding_idx + 1, padding keeps padding_idx;
+    without input_ids (inputs_embeds given) every token is real."""
+    if input_ids is not None:
+        real = input_ids.ne(padding_idx).long()
+        return torch.cumsum(real, dim=1) * real + padding_idx  # (B, T)
+    return torch.arange(padding_idx + 1, shape[1] + padding_idx + 1, device=device).expand(shape)

@@ -17,7 +17,7 @@ from ..attention.sliding_window import (
     local_attention,
     merge_global_rows,
 )
-from .layers import EncoderLayer, Pooler
+from .layers import EncoderLayer, Pooler, roberta_position_ids
 from .outputs import EncoderOutput
 
 
@@ -115,11 +115,7 @@ class LongformerEmbeddings(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def position_ids(self, input_ids: torch.Tensor | None, shape, device) -> torch.Tensor:
-        pad = self.padding_idx
-        if input_ids is not None:
-            real = input_ids.ne(pad).long()
-            return torch.cumsum(real, dim=1) * real + pad  # (B, T); pads get padding_idx
-        return torch.arange(pad + 1, shape[1] + pad + 1, device=device).expand(shape)
+        return roberta_position_ids(input_ids, shape, self.padding_idx, device)
 
     def forward(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None):
         shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1]

@@ -9,7 +9,6 @@ default global attention of each task when the caller gives none (a caller's
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from .longformer import LongformerModel, LongformerPreTrainedModel
 from .task_models import (

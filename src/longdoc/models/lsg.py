@@ -19,7 +19,7 @@ from transformers import BertConfig, PreTrainedModel, RobertaConfig
 
 from ..attention.lsg import lsg_attention
 from ..attention.lsg_pattern import LSGGeometry, LSGPattern, MAX_GLOBAL_TOKENS
-from .layers import EncoderLayer, Pooler
+from .layers import EncoderLayer, Pooler, roberta_position_ids
 from .outputs import EncoderOutput
 
 LSG_DEFAULTS = dict(adaptive=True, block_size=128, lsh_num_pre_rounds=1, mask_first_token=False, num_global_tokens=1,
@@ -108,11 +108,7 @@ class LSGEmbeddings(nn.Module):
     def position_ids(self, input_ids, shape, device) -> torch.Tensor:
         if not self.roberta_positions:
             return torch.arange(shape[1], device=device).expand(shape)
-        pad = self.padding_idx
-        if input_ids is not None:
-            real = input_ids.ne(pad).long()
-            return torch.cumsum(real, dim=1) * real + pad  # (B, T); pads get padding_idx
-        return torch.arange(pad + 1, shape[1] + pad + 1, device=device).expand(shape)
+        return roberta_position_ids(input_ids, shape, self.padding_idx, device)
 
     def forward(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None):
         shape = input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1]

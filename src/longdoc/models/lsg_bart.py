@@ -29,7 +29,6 @@ from transformers.models.bart.modeling_bart import (
 )
 
 from ..attention.lsg_pattern import MAX_GLOBAL_TOKENS
-from .layers import EncoderLayer
 from .lsg import LSGEncoder, encoder_pattern, init_lsg_fields, pool_and_crop, validate_lsg_fields
 from .weight_names import BART_ENCODER_LAYER, register_weight_names, scoped
 
