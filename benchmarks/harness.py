@@ -6,10 +6,14 @@
   thermal effects hit every implementation alike), median seconds per call;
 * peak memory: each measurement in a fresh process (`probe_memory_in_subprocesses`) so that
   allocator caches and earlier runs cannot hide or inflate the peak;
-* FLOP counts for a Longformer encoder: useful FLOPs only, the same for every implementation;
+* FLOP counts for Longformer, LSG and BigBird encoders: useful FLOPs only, the same for every
+  implementation;
 * results: a table on stdout, CSV + Markdown companion + PNG plot under benchmarks/results/.
 
 Ratios are always ours / peer: > 1 means faster for tokens/s, < 1 means smaller for memory.
+
+Imports only the standard library, torch and psutil (matplotlib when plotting), so that a worker in
+another virtualenv (bench_lsg.py's lsg-converter worker, lsg_peer.py) measures the same way.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import csv
 import gc
 import json
+import math
 import os
 import platform
 import statistics
@@ -75,11 +80,16 @@ def _best_time(fn: Callable[[], object], device: str, repeats: int) -> float:
 
 
 def _timed(fn: Callable[[], object], device: str) -> float:
+    return timed_call(fn, device)[0]
+
+
+def timed_call(fn: Callable[[], object], device: str) -> tuple[float, object]:
+    """(seconds, output) of one call, the device synchronised before and after."""
     _sync(device)
     start = time.perf_counter()
-    fn()
+    output = fn()
     _sync(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, output
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,6 +112,22 @@ def time_interleaved(workloads: dict[str, Callable[[], object]], rounds: int, de
     for _ in range(rounds):
         for name in names + names[::-1]:
             samples[name].append(_timed(workloads[name], device))
+    return {name: statistics.median(times) for name, times in samples.items()}, rounds
+
+
+def time_interleaved_timers(timers: dict[str, Callable[[], float]], rounds: int,
+                            budget_s: float | None = None) -> tuple[dict[str, float], int]:
+    """`time_interleaved` for workloads that time themselves: each timer runs its workload once
+    and returns the seconds that call took (e.g. measured inside a worker process, so that the
+    messages to and from it stay outside the figure). Same warm-up, A B ... B A order and budget."""
+    names = list(timers)
+    warm_up = sum(timers[name]() for name in names)
+    if budget_s is not None:
+        rounds = max(1, min(rounds, int(budget_s // (2 * warm_up))))
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(rounds):
+        for name in names + names[::-1]:
+            samples[name].append(timers[name]())
     return {name: statistics.median(times) for name, times in samples.items()}, rounds
 
 
@@ -233,6 +259,47 @@ def longformer_encoder_flops(tokens: int, layers: int, hidden: int, ffn: int, wi
     return float(layers * per_layer)
 
 
+def lsg_encoder_flops(tokens: int, layers: int, hidden: int, ffn: int, block: int, sparse_block: int,
+                      n_global: int, sparse: bool = True) -> float:
+    """LSG encoder forward, useful FLOPs only (the same for every implementation).
+
+    Per layer:
+    * linear layers on every row, the g global tokens included: 2*(T + g)*(4*h*h + 2*h*ffn)
+      (Q, K, V, output dense, two feed-forward matrices);
+    * each of the T token queries scores and averages its g + 2*sparse_block + 3*block keys
+      (the g globals, sparse_block compressed keys on each side, its block and the two next to
+      it): 2*2*T*(g + 2*sparse_block + 3*block)*h; without sparse keys, g + 3*block;
+    * each global query over all g + T keys: 2*2*g*(g + T)*h.
+    Inputs of at most two blocks are attended densely: 2*2*(g + T)^2*h instead of the last two.
+    Not counted: picking the compressed keys (norms, sorting), masks, embeddings, the pooler. The
+    edge blocks' missing neighbours are counted as keys: every implementation computes them, masked.
+    """
+    linear = 2 * (tokens + n_global) * (4 * hidden * hidden + 2 * hidden * ffn)
+    if tokens <= 2 * block:
+        attention = 2 * 2 * (tokens + n_global) ** 2 * hidden
+    else:
+        keys = n_global + (2 * sparse_block if sparse else 0) + 3 * block
+        attention = 2 * 2 * tokens * keys * hidden + 2 * 2 * n_global * (n_global + tokens) * hidden
+    return float(layers * (linear + attention))
+
+
+def bigbird_encoder_flops(tokens: int, layers: int, hidden: int, ffn: int, block: int, random_blocks: int) -> float:
+    """BigBird (block_sparse) encoder forward, useful FLOPs only.
+
+    Per layer: linear layers 2*T*(4*h*h + 2*h*ffn); attention 2*2*h*(keys summed over the queries):
+    with nb = T / b blocks, the first and last query blocks see all T keys; the second and the
+    second-to-last see 3 sliding + 1 global + r random blocks; every other block 3 sliding +
+    2 global + r random blocks. Inputs of at most 5 + 2r blocks fall back to full attention (T^2 keys).
+    """
+    linear = 2 * tokens * (4 * hidden * hidden + 2 * hidden * ffn)
+    nb = tokens // block
+    if nb <= 5 + 2 * random_blocks:
+        key_count = tokens * tokens
+    else:
+        key_count = block * (2 * tokens + 2 * (4 + random_blocks) * block + (nb - 4) * (5 + random_blocks) * block)
+    return float(layers * (linear + 2 * 2 * key_count * hidden))
+
+
 # ---------------------------------------------------------------------------------------------
 # Results
 
@@ -273,20 +340,23 @@ class Comparison:
         o, p = self.ours, self.peer
         row = {"case": self.case, "seq_len": self.seq_len, "rounds": self.rounds}
         for side, m in (("ours", o), ("peer", p)):
-            row[f"{side}_s_per_call"] = _fmt(m and m.seconds, "{:.4g}")
-            row[f"{side}_tokens_per_s"] = _fmt(m and m.tokens_per_s, "{:.1f}")
-            row[f"{side}_mfu_pct"] = _fmt(m and 100 * m.mfu, "{:.2f}")
-            row[f"{side}_peak_mib"] = _fmt(m and m.peak_mib, "{:.1f}")
-        row["speed_ratio"] = _fmt(o and p and o.tokens_per_s / p.tokens_per_s, "{:.2f}")
+            row[f"{side}_s_per_call"] = format_value(m and m.seconds, "{:.4g}")
+            row[f"{side}_tokens_per_s"] = format_value(m and m.tokens_per_s, "{:.1f}")
+            row[f"{side}_mfu_pct"] = format_value(m and 100 * m.mfu, "{:.2f}")
+            row[f"{side}_peak_mib"] = format_value(m and m.peak_mib, "{:.1f}")
+        row["speed_ratio"] = format_value(o and p and o.tokens_per_s / p.tokens_per_s, "{:.2f}")
         both_mem = o and p and o.peak_bytes is not None and p.peak_bytes
-        row["memory_ratio"] = _fmt(both_mem and o.peak_bytes / p.peak_bytes, "{:.2f}")
-        row["gflop_per_call"] = _fmt((o or p) and (o or p).flops / 1e9, "{:.1f}")
+        row["memory_ratio"] = format_value(both_mem and o.peak_bytes / p.peak_bytes, "{:.2f}")
+        row["gflop_per_call"] = format_value((o or p) and (o or p).flops / 1e9, "{:.1f}")
         row["note"] = self.note
         return row
 
 
-def _fmt(value, pattern: str) -> str:
-    return "" if value is None or value is False else pattern.format(value)
+def format_value(value, pattern: str) -> str:
+    """`pattern` applied to `value`; "" for a missing value (None, False or NaN)."""
+    if value is None or value is False or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return pattern.format(value)
 
 
 TABLE_COLUMNS = (  # (header, row key)
@@ -298,10 +368,15 @@ TABLE_COLUMNS = (  # (header, row key)
 
 
 def format_table(comparisons: list[Comparison]) -> str:
-    rows = [[str(c.row()[key]) for _, key in TABLE_COLUMNS] for c in comparisons]
-    headers = [h for h, _ in TABLE_COLUMNS]
-    widths = [max(len(x) for x in col) for col in zip(headers, *rows)]
-    lines = ["  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip() for line in [headers, *rows]]
+    return format_columns([c.row() for c in comparisons], TABLE_COLUMNS)
+
+
+def format_columns(rows: list[dict], columns) -> str:
+    """A plain-text table: `columns` are (header, key of each row dict) pairs."""
+    cells = [[str(row[key]) for _, key in columns] for row in rows]
+    headers = [h for h, _ in columns]
+    widths = [max(len(x) for x in col) for col in zip(headers, *cells)]
+    lines = ["  ".join(x.ljust(w) for x, w in zip(line, widths)).rstrip() for line in [headers, *cells]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -320,19 +395,28 @@ def write_results(comparisons: list[Comparison], stem: str, out_dir: Path, comma
                   peer_name: str) -> list[Path]:
     """Writes <stem>.csv, <stem>.md (command, context, table) and <stem>.png; returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = [c.row() for c in comparisons]
     csv_path, md_path, png_path = (out_dir / f"{stem}.{ext}" for ext in ("csv", "md", "png"))
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = [f"# {stem}: ours vs {peer_name}", "", "Reproduce:", "", "```", command, "```", ""]
-    lines += [f"- {key}: {value}" for key, value in context.items()]
+    write_csv([c.row() for c in comparisons], csv_path)
+    lines = markdown_head(f"{stem}: ours vs {peer_name}", command, context)
     lines += ["", "Ratios are ours / peer (speed > 1: ours faster; memory < 1: ours smaller).", "",
               "```", format_table(comparisons), "```", ""]
     md_path.write_text("\n".join(lines))
     plot_comparisons(comparisons, png_path, title=f"{stem}: ours vs {peer_name}", peer_name=peer_name)
     return [csv_path, md_path, png_path]
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    """The row dicts as CSV, columns in the first row's key order."""
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def markdown_head(title: str, command: str, context: dict) -> list[str]:
+    """The opening lines of a results .md: title, the reproducing command, the context as a list."""
+    lines = [f"# {title}", "", "Reproduce:", "", "```", command, "```", ""]
+    return lines + [f"- {key}: {value}" for key, value in context.items()]
 
 
 def plot_comparisons(comparisons: list[Comparison], path: Path, title: str, peer_name: str) -> None:

@@ -96,3 +96,13 @@ def test_bad_generation_options_and_models_are_explained(warm, tmp_path, capsys)
         Summarizer.from_pretrained(source)
     with pytest.raises(ValueError, match="decoder_layers must be between 1 and the encoder's 2 layers"):
         warm_start_summarizer(source, tmp_path / "x", max_length=96, decoder_layers=5, **LSG)
+
+
+def test_cli_warm_starts_a_summarizer(tmp_path, capsys):
+    source = tiny_bert(tmp_path / "bert", max_positions=64)
+    assert main(["convert", "--to", "lsg", str(source), str(tmp_path / "s2s"), "--seq2seq", "--max-length", "96",
+                 "--block-size", "8", "--sparse-block-size", "8", "--decoder-layers", "1"]) == 0
+    assert "1 decoder layers" in capsys.readouterr().out.replace("6 encoder + ", "")
+    assert longdoc.LSGBartConfig.from_pretrained(tmp_path / "s2s").decoder_layers == 1
+    assert main(["convert", "--to", "lsg", str(source), str(tmp_path / "x"), "--decoder-layers", "1"]) == 1
+    assert "--decoder-layers applies only with --seq2seq" in capsys.readouterr().err

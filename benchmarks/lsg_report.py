@@ -1,0 +1,162 @@
+"""bench_lsg.py's results: one `Row` per implementation, case and length; ratios over lsg-converter's
+row; the targets; the table, CSV, Markdown and PNG (the harness's writers where the layout is theirs)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import harness
+from lsg_peer import PEER
+
+TARGETS = {"infer_fp32": {"speed": 1.5}, "train_step_fp32": {"speed": 1.3, "memory": 0.8}}  # ours / lsg-converter
+COLOURS = {"ours": "tab:blue", PEER: "tab:orange", "longformer": "tab:green", "bigbird": "tab:red"}
+TABLE_COLUMNS = (  # (header, key of Row.values)
+    ("case", "case"), ("T", "seq_len"), ("impl", "impl"), ("rounds", "rounds"), ("s/call", "s_per_call"),
+    ("tok/s", "tokens_per_s"), ("MFU%", "mfu_pct"), ("MiB", "peak_mib"), ("speed x", "speed_vs_lsg_converter"),
+    ("mem x", "memory_vs_lsg_converter"), ("target", "target"), ("note", "note"),
+)
+fmt = harness.format_value  # "" for None or NaN (bart_generate: FLOPs not counted)
+
+
+@dataclass
+class Row:
+    """One implementation on one case and length."""
+
+    case: str
+    seq_len: int
+    impl: str
+    measurement: harness.Measurement | None
+    rounds: int = 0
+    note: str = ""
+    digest: list | None = None
+    speed_ratio: float | None = None  # tokens/s over lsg-converter's (same case and length)
+    memory_ratio: float | None = None  # peak memory over lsg-converter's
+
+    def target(self) -> str:
+        """'met' / 'MISSED' against the case's targets (ours rows only)."""
+        goals = TARGETS.get(self.case) if self.impl == "ours" else None
+        if not goals:
+            return ""
+        parts = []
+        if "speed" in goals:
+            ok = self.speed_ratio is not None and self.speed_ratio >= goals["speed"]
+            parts.append(f"speed>={goals['speed']}x " + ("met" if ok else "MISSED" if self.speed_ratio else "n/a"))
+        if "memory" in goals:
+            ok = self.memory_ratio is not None and self.memory_ratio <= goals["memory"]
+            parts.append(f"mem<={goals['memory']}x " + ("met" if ok else "MISSED" if self.memory_ratio else "n/a"))
+        return ", ".join(parts)
+
+    def values(self) -> dict:
+        m = self.measurement
+        return {
+            "case": self.case, "seq_len": self.seq_len, "impl": self.impl, "rounds": self.rounds,
+            "s_per_call": fmt(m and m.seconds, "{:.4g}"),
+            "tokens_per_s": fmt(m and m.tokens_per_s, "{:.1f}"),
+            "mfu_pct": fmt(m and 100 * m.mfu, "{:.2f}"),
+            "peak_mib": fmt(m and m.peak_mib, "{:.1f}"),
+            "gflop_per_call": fmt(m and m.flops / 1e9, "{:.1f}"),
+            "speed_vs_lsg_converter": fmt(self.speed_ratio, "{:.2f}"),
+            "memory_vs_lsg_converter": fmt(self.memory_ratio, "{:.2f}"),
+            "target": self.target(),
+            "note": self.note,
+        }
+
+
+def fill_ratios(rows: list[Row]) -> None:
+    """Ratios of every row over the lsg-converter row of its case and length."""
+    peers = {(r.case, r.seq_len): r.measurement for r in rows if r.impl == PEER and r.measurement}
+    for row in rows:
+        peer, m = peers.get((row.case, row.seq_len)), row.measurement
+        if row.impl == PEER or peer is None or m is None:
+            continue
+        row.speed_ratio = peer.seconds / m.seconds
+        if m.peak_bytes is not None and peer.peak_bytes:
+            row.memory_ratio = m.peak_bytes / peer.peak_bytes
+
+
+def format_table(rows: list[Row]) -> str:
+    return harness.format_columns([row.values() for row in rows], TABLE_COLUMNS)
+
+
+def target_summary(rows: list[Row]) -> list[str]:
+    lines = []
+    for row in rows:
+        if row.target():
+            lines.append(f"- {row.case} T={row.seq_len}: ours/lsg-converter speed {fmt(row.speed_ratio, '{:.2f}x')}"
+                         f" memory {fmt(row.memory_ratio, '{:.2f}x') or 'not measured'}: {row.target()}")
+    return lines
+
+
+def write_results(rows: list[Row], stem: str, out_dir: Path, command: str, context: dict) -> list[Path]:
+    """<stem>.csv, <stem>.md (command, context, targets, table) and <stem>.png; returns the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path, png_path = (out_dir / f"{stem}.{ext}" for ext in ("csv", "md", "png"))
+    harness.write_csv([row.values() for row in rows], csv_path)
+    title = f"{stem}: ours vs {PEER} (with Longformer and BigBird)"
+    lines = harness.markdown_head(title, command, context)
+    lines += ["", "Columns: s/call median seconds per call; tok/s input tokens per second; MFU% counted useful "
+              "FLOPs / time / the measured fp32 matmul peak; MiB peak memory growth of one call; speed x and "
+              f"mem x the row's tokens/s and peak memory over {PEER}'s (speed > 1: faster; memory < 1: smaller); "
+              "target: ours against the goals below.", "",
+              "Targets (ours / lsg-converter): infer_fp32 speed >= 1.5x; train_step_fp32 speed >= 1.3x at "
+              "memory <= 0.8x.", ""]
+    lines += target_summary(rows) + ["", "```", format_table(rows), "```", ""]
+    md_path.write_text("\n".join(lines))
+    plot_rows(rows, png_path, title)
+    return [csv_path, md_path, png_path]
+
+
+def plot_rows(rows: list[Row], path: Path, title: str) -> None:
+    """2 x 2 panels: tokens/s, MFU, peak memory (implementations side by side per case and
+    length), and ours / lsg-converter with the targets marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(dict.fromkeys((r.case, r.seq_len) for r in rows))
+    impls = [impl for impl in COLOURS if any(r.impl == impl for r in rows)]
+    by_key = {(r.case, r.seq_len, r.impl): r for r in rows}
+    x = list(range(len(keys)))
+    fig, axes = plt.subplots(2, 2, figsize=(max(10, 1.8 * len(keys) + 2), 8))
+    width = 0.8 / max(1, len(impls))
+    panels = (("tokens / s", lambda m: m.tokens_per_s, True), ("MFU %", lambda m: 100 * m.mfu, False),
+              ("peak memory growth (MiB)", lambda m: m.peak_mib, True))
+    for ax, (name, metric, log) in zip(axes.flat, panels):
+        for j, impl in enumerate(impls):
+            values = []
+            for case, seq_len in keys:
+                row = by_key.get((case, seq_len, impl))
+                value = metric(row.measurement) if row and row.measurement else None
+                values.append(math.nan if value is None else value)
+            ax.bar([i - 0.4 + width * (j + 0.5) for i in x], values, width=width, color=COLOURS[impl], label=impl)
+        ax.set_title(name)
+        if log:
+            ax.set_yscale("log")
+    ratios = axes.flat[3]
+    for offset, attr, colour, name in ((-0.2, "speed_ratio", "tab:green", "speed (tokens/s)"),
+                                       (0.2, "memory_ratio", "tab:purple", "peak memory")):
+        values = []
+        for case, seq_len in keys:
+            row = by_key.get((case, seq_len, "ours"))
+            value = getattr(row, attr) if row else None
+            values.append(math.nan if value is None else value)
+        ratios.bar([i + offset for i in x], values, width=0.4, color=colour, label=name)
+    for i, (case, _) in enumerate(keys):
+        goals = TARGETS.get(case, {})
+        if "speed" in goals:
+            ratios.hlines(goals["speed"], i - 0.4, i, colors="darkgreen", linestyles="--")
+        if "memory" in goals:
+            ratios.hlines(goals["memory"], i, i + 0.4, colors="indigo", linestyles="--")
+    ratios.axhline(1.0, color="black", linewidth=0.8)
+    ratios.set_title(f"ours / {PEER} (dashed: targets)")
+    for ax in axes.flat:
+        ax.set_xticks(x, [f"{case} {seq_len}" for case, seq_len in keys], fontsize=7, rotation=30, ha="right")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
