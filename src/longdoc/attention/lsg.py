@@ -167,8 +167,10 @@ def sparse_keys(q, k, v, pattern: LSGPattern) -> SparseKeys | None:
     return SPARSE_FUNCTIONS[g.sparsity_type](q, k, v, pattern.is_key, g)
 
 
-def _key_blocks(x: torch.Tensor, x_glob: torch.Tensor, x_sparse: torch.Tensor | None, bs: int) -> torch.Tensor:
-    """The keys (or values) of every query block, written once into one buffer.
+def _key_blocks(x: torch.Tensor, x_glob: torch.Tensor, x_sparse: torch.Tensor | None, bs: int,
+                out: torch.Tensor | None = None) -> torch.Tensor:
+    """The keys (or values) of every query block, written once into one buffer (`out`, when given:
+    every element is overwritten).
 
     x: (B, H, T, D) tokens; x_glob: (B, H, G, D); x_sparse: (B, H, nb, S, D) or None.
     Returns (B, H, nb, G + S + 3*bs, D): [globals | sparse | blocks i-1, i, i+1] (zeros outside the sequence).
@@ -176,17 +178,20 @@ def _key_blocks(x: torch.Tensor, x_glob: torch.Tensor, x_sparse: torch.Tensor | 
     b, h, t, d = x.shape
     nb, g = t // bs, x_glob.shape[2]
     s = 0 if x_sparse is None else x_sparse.shape[3]
-    out = x.new_empty(b, h, nb, g + s + 3 * bs, d)
+    fresh = out is None
+    if fresh:
+        out = x.new_empty(b, h, nb, g + s + 3 * bs, d)
     out[:, :, :, :g] = x_glob[:, :, None]
     if x_sparse is not None:
         out[:, :, :, g:g + s] = x_sparse
     blocks = x.view(b, h, nb, bs, d)
     local = g + s
     out[:, :, 1:, local:local + bs] = blocks[:, :, :-1]
-    out[:, :, :1, local:local + bs] = 0
     out[:, :, :, local + bs:local + 2 * bs] = blocks
     out[:, :, :-1, local + 2 * bs:] = blocks[:, :, 1:]
-    out[:, :, -1:, local + 2 * bs:] = 0
+    if fresh:  # the blocks before the first and after the last (a reused buffer holds these zeros already)
+        out[:, :, :1, local:local + bs].zero_()
+        out[:, :, -1:, local + 2 * bs:].zero_()
     return out
 
 
@@ -211,6 +216,22 @@ def _block_mask(pattern: LSGPattern, sparse_valid: torch.Tensor | None, heads: i
     mask = torch.cat([p.expand(-1, mask_heads, -1, -1) for p in parts], dim=-1)  # (B, 1|H, nb, L)
     b, nb = mask.shape[0], mask.shape[2]
     return mask.expand(-1, heads, -1, -1).reshape(b, heads * nb, 1, -1)
+
+
+def _reusable_buffers(pattern: LSGPattern, k: torch.Tensor, k_sparse, bs: int) -> tuple:
+    """Without autograd, every layer writes its key/value blocks into the same two buffers: fresh
+    tens-of-MB allocations per layer would each be page-faulted in by the kernel (a fifth of the
+    attention time on CPU). With autograd each layer's blocks are kept for backward: (None, None)."""
+    if torch.is_grad_enabled() and k.requires_grad:
+        return None, None
+    b, h, n, d = k.shape
+    nb = pattern.num_blocks
+    width = pattern.geometry.num_global_tokens + (0 if k_sparse is None else k_sparse.shape[3]) + 3 * bs
+    shape = (b, h, nb, width, d)
+    key = ("kv_buffers", shape, k.dtype, k.device)
+    if key not in pattern.cache:  # zeros: the slots outside the sequence are never written again
+        pattern.cache[key] = (k.new_zeros(shape), k.new_zeros(shape))
+    return pattern.cache[key]
 
 
 # Sparsity types whose compressed-key validity does not depend on the layer's keys: their block mask is
@@ -264,8 +285,9 @@ def lsg_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: LS
         mask = _block_mask(pattern, valid, h)
         if cacheable:
             pattern.cache["block_mask"] = mask
-    key_blocks = _key_blocks(k_tok, k[:, :, :glob], k_sparse, bs).view(b, h * nb, -1, d)  # (B, H*nb, L, D)
-    value_blocks = _key_blocks(v_tok, v[:, :, :glob], v_sparse, bs).view(b, h * nb, -1, d)
+    key_buffer, value_buffer = _reusable_buffers(pattern, k, k_sparse, bs)
+    key_blocks = _key_blocks(k_tok, k[:, :, :glob], k_sparse, bs, key_buffer).view(b, h * nb, -1, d)  # (B, H*nb, L, D)
+    value_blocks = _key_blocks(v_tok, v[:, :, :glob], v_sparse, bs, value_buffer).view(b, h * nb, -1, d)
     q_blocks = q_tok.reshape(b, h * nb, bs, d)
     if position_bias is not None:  # (H, bs, L) for every block
         bias = position_bias.blocks.to(q.dtype)[None, :, None]  # (1, H, 1, bs, L)
