@@ -167,29 +167,57 @@ def sparse_keys(q, k, v, pattern: LSGPattern) -> SparseKeys | None:
     return SPARSE_FUNCTIONS[g.sparsity_type](q, k, v, pattern.is_key, g)
 
 
-def _key_blocks(x: torch.Tensor, x_glob: torch.Tensor, x_sparse: torch.Tensor | None, bs: int,
-                out: torch.Tensor | None = None) -> torch.Tensor:
-    """The keys (or values) of every query block, written once into one buffer (`out`, when given:
-    every element is overwritten).
+def sparse_block_parts(x_c: torch.Tensor, pattern: LSGPattern) -> list[torch.Tensor]:
+    """Each block's sparse keys (or values), as (B, H, nb, run, D) pieces (left run, right run).
 
-    x: (B, H, T, D) tokens; x_glob: (B, H, G, D); x_sparse: (B, H, nb, S, D) or None.
+    A run of consecutive compressed positions is a strided window view of the (zero-padded)
+    compressed sequence: no gathered copy. Runs the reference's slicing leaves non-consecutive
+    fall back to indexing. Positions outside the sequence read zeros (they are masked)."""
+    geo = pattern.geometry
+    chosen, pad = geo.sparse_offsets()
+    step, nb, tc = geo.compressed_block, pattern.num_blocks, x_c.shape[2]
+    half = min(geo.sparse_block_size, chosen.numel())
+    parts = []
+    for run in (chosen[:half], chosen[half:]):
+        if run.numel() == 0:
+            continue
+        if not bool((run.diff() == 1).all()):
+            positions = pattern.sparse_windows()[0][:, len(parts) * half:len(parts) * half + run.numel()]
+            parts.append(x_c[:, :, positions])
+            continue
+        first = int(run[0]) - pad  # compressed position of block 0's first key in this run
+        left = max(0, -first)
+        right = max(0, first + (nb - 1) * step + run.numel() - tc)
+        padded = F.pad(x_c, (0, 0, left, right)) if left or right else x_c
+        windows = padded[:, :, first + left:].unfold(2, run.numel(), step)  # (B, H, >= nb, D, run)
+        parts.append(windows[:, :, :nb].transpose(-1, -2))
+    return parts
+
+
+def _key_blocks(x: torch.Tensor, x_glob: torch.Tensor, x_sparse: list[torch.Tensor], bs: int,
+                out: torch.Tensor | None = None, zero_edges: bool = True) -> torch.Tensor:
+    """The keys (or values) of every query block, written once into one buffer (`out`, when given:
+    every element is overwritten, the slots outside the sequence only when `zero_edges`).
+
+    x: (B, H, T, D) tokens; x_glob: (B, H, G, D); x_sparse: pieces (B, H, nb, run, D).
     Returns (B, H, nb, G + S + 3*bs, D): [globals | sparse | blocks i-1, i, i+1] (zeros outside the sequence).
     """
     b, h, t, d = x.shape
     nb, g = t // bs, x_glob.shape[2]
-    s = 0 if x_sparse is None else x_sparse.shape[3]
-    fresh = out is None
-    if fresh:
+    s = sum(part.shape[3] for part in x_sparse)
+    if out is None:
         out = x.new_empty(b, h, nb, g + s + 3 * bs, d)
     out[:, :, :, :g] = x_glob[:, :, None]
-    if x_sparse is not None:
-        out[:, :, :, g:g + s] = x_sparse
+    start = g
+    for part in x_sparse:
+        out[:, :, :, start:start + part.shape[3]] = part
+        start += part.shape[3]
     blocks = x.view(b, h, nb, bs, d)
     local = g + s
     out[:, :, 1:, local:local + bs] = blocks[:, :, :-1]
     out[:, :, :, local + bs:local + 2 * bs] = blocks
     out[:, :, :-1, local + 2 * bs:] = blocks[:, :, 1:]
-    if fresh:  # the blocks before the first and after the last (a reused buffer holds these zeros already)
+    if zero_edges:  # the blocks before the first and after the last
         out[:, :, :1, local:local + bs].zero_()
         out[:, :, -1:, local + 2 * bs:].zero_()
     return out
@@ -218,20 +246,22 @@ def _block_mask(pattern: LSGPattern, sparse_valid: torch.Tensor | None, heads: i
     return mask.expand(-1, heads, -1, -1).reshape(b, heads * nb, 1, -1)
 
 
-def _reusable_buffers(pattern: LSGPattern, k: torch.Tensor, k_sparse, bs: int) -> tuple:
+def _reusable_buffers(pattern: LSGPattern, k: torch.Tensor, k_sparse: list, bs: int) -> tuple:
     """Without autograd, every layer writes its key/value blocks into the same two buffers: fresh
     tens-of-MB allocations per layer would each be page-faulted in by the kernel (a fifth of the
-    attention time on CPU). With autograd each layer's blocks are kept for backward: (None, None)."""
+    attention time on CPU). With autograd each layer's blocks are kept for backward: no buffers.
+    Returns (key buffer, value buffer, whether the out-of-sequence slots must be zeroed)."""
     if torch.is_grad_enabled() and k.requires_grad:
-        return None, None
+        return None, None, True
     b, h, n, d = k.shape
     nb = pattern.num_blocks
-    width = pattern.geometry.num_global_tokens + (0 if k_sparse is None else k_sparse.shape[3]) + 3 * bs
+    width = pattern.geometry.num_global_tokens + sum(part.shape[3] for part in k_sparse) + 3 * bs
     shape = (b, h, nb, width, d)
     key = ("kv_buffers", shape, k.dtype, k.device)
-    if key not in pattern.cache:  # zeros: the slots outside the sequence are never written again
-        pattern.cache[key] = (k.new_zeros(shape), k.new_zeros(shape))
-    return pattern.cache[key]
+    first_use = key not in pattern.cache
+    if first_use:
+        pattern.cache[key] = (k.new_empty(shape), k.new_empty(shape))
+    return (*pattern.cache[key], first_use)  # the slots outside the sequence keep their zeros after first use
 
 
 # Sparsity types whose compressed-key validity does not depend on the layer's keys: their block mask is
@@ -273,11 +303,10 @@ def lsg_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: LS
     q_tok, k_tok, v_tok = q[:, :, glob:], k[:, :, glob:], v[:, :, glob:]
     nb = t // bs
     compressed = sparse_keys(q_tok, k_tok, v_tok, pattern)
-    k_sparse = v_sparse = valid = None
+    k_sparse, v_sparse, valid = [], [], None
     if compressed is not None:
         k_c, v_c, valid = compressed
-        positions = pattern.sparse_windows()[0]  # (nb, S)
-        k_sparse, v_sparse = k_c[:, :, positions], v_c[:, :, positions]  # (B, H, nb, S, D)
+        k_sparse, v_sparse = sparse_block_parts(k_c, pattern), sparse_block_parts(v_c, pattern)
     cacheable = compressed is None or geo.sparsity_factor == 1 or geo.sparsity_type in LAYER_INDEPENDENT_VALIDITY
     if cacheable and "block_mask" in pattern.cache:
         mask = pattern.cache["block_mask"]
@@ -285,9 +314,10 @@ def lsg_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pattern: LS
         mask = _block_mask(pattern, valid, h)
         if cacheable:
             pattern.cache["block_mask"] = mask
-    key_buffer, value_buffer = _reusable_buffers(pattern, k, k_sparse, bs)
-    key_blocks = _key_blocks(k_tok, k[:, :, :glob], k_sparse, bs, key_buffer).view(b, h * nb, -1, d)  # (B, H*nb, L, D)
-    value_blocks = _key_blocks(v_tok, v[:, :, :glob], v_sparse, bs, value_buffer).view(b, h * nb, -1, d)
+    key_buffer, value_buffer, zero_edges = _reusable_buffers(pattern, k, k_sparse, bs)
+    key_blocks = _key_blocks(k_tok, k[:, :, :glob], k_sparse, bs, key_buffer, zero_edges)  # (B, H, nb, L, D)
+    value_blocks = _key_blocks(v_tok, v[:, :, :glob], v_sparse, bs, value_buffer, zero_edges)
+    key_blocks, value_blocks = key_blocks.view(b, h * nb, -1, d), value_blocks.view(b, h * nb, -1, d)
     q_blocks = q_tok.reshape(b, h * nb, bs, d)
     if position_bias is not None:  # (H, bs, L) for every block
         bias = position_bias.blocks.to(q.dtype)[None, :, None]  # (1, H, 1, bs, L)

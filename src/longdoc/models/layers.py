@@ -24,7 +24,8 @@ class SelfOutput(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
+        out = self.dropout(self.dense(hidden_states))
+        return self.LayerNorm(out.add_(residual))  # in place: one activation-sized allocation less
 
 
 class AttentionBlock(nn.Module):
@@ -58,7 +59,8 @@ class Output(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(hidden_states)) + residual)
+        out = self.dropout(self.dense(hidden_states))
+        return self.LayerNorm(out.add_(residual))  # in place: one activation-sized allocation less
 
 
 class EncoderLayer(GradientCheckpointingLayer):
