@@ -282,7 +282,7 @@ def test_verify_rejects_a_wrong_position_table(bert, tmp_path):
         (dict(window=15), "positive even"),
         (dict(max_length=64), "not larger than the 64 tokens"),
         (dict(max_length=100, window=128), "smaller than the attention window"),
-        (dict(to="bigbird"), "unknown conversion target 'bigbird'; available: longformer"),
+        (dict(to="bigbird"), "unknown conversion target 'bigbird'; available: hat "),
     ],
 )
 def test_bad_settings_raise_value_errors(bert, tmp_path, options, message):

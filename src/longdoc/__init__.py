@@ -1,7 +1,7 @@
 """longdoc: transformers over long documents."""
 
 from .models import *  # noqa: F401,F403  (the LSG classes, under lsg-converter's names)
-from .models import LSG_CLASSES
+from .models import HAT_CLASSES, LSG_CLASSES
 from .models import (
     LongformerConfig,
     LongformerForMaskedLM,
@@ -21,7 +21,7 @@ from .train import TrainingResult, train_classifier
 
 __version__ = "0.3.0"
 
-__all__ = LSG_CLASSES + [
+__all__ = LSG_CLASSES + HAT_CLASSES + [
     "Summarizer",
     "SummarizationResult",
     "train_summarizer",

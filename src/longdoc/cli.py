@@ -43,6 +43,12 @@ def add_convert_command(subparsers) -> None:
     lsg.add_argument("--sparsity-type", metavar="TYPE",
                      help="norm, pooling, lsh, stride, block_stride, bos_pooling or none")
     lsg.add_argument("--num-global-tokens", type=int, metavar="G", help="learned global tokens prepended")
+    hat = parser.add_argument_group("hat settings (defaults: S|S|SD|S|S|SD|S|S|SD|S|S|SD, max-length / 128, 128)")
+    hat.add_argument("--layout", metavar="LAYOUT",
+                     help='one of S, D, SD per layer joined by "|", e.g. "S|S|SD|S|S|SD" (S: segment-wise, '
+                     'D: cross-segment, SD: both)')
+    hat.add_argument("--max-sentences", type=int, metavar="N", help="segments a document may have")
+    hat.add_argument("--max-sentence-size", type=int, metavar="N", help="tokens per segment, its [CLS] included")
     parser.add_argument("--seq2seq", action="store_true",
                         help="lsg: build an encoder-decoder (LSG-BART layout) warm-started from a BERT/RoBERTa "
                         "encoder, for summarization")
@@ -52,13 +58,16 @@ def add_convert_command(subparsers) -> None:
 
 
 LSG_SETTINGS = ("block_size", "sparse_block_size", "sparsity_factor", "sparsity_type", "num_global_tokens")
+HAT_SETTINGS = ("layout", "max_sentences", "max_sentence_size")
+TARGET_SETTINGS = {"longformer": ("window",), "lsg": LSG_SETTINGS, "hat": HAT_SETTINGS}
 
 
 def run_convert(args) -> int:
     from .convert import convert
 
-    settings = {name: getattr(args, name) for name in ("window",) + LSG_SETTINGS if getattr(args, name) is not None}
-    wrong = [f"--{n.replace('_', '-')}" for n in settings if (n == "window") != (args.to == "longformer")]
+    every = ("window",) + LSG_SETTINGS + HAT_SETTINGS
+    settings = {name: getattr(args, name) for name in every if getattr(args, name) is not None}
+    wrong = [f"--{n.replace('_', '-')}" for n in settings if n not in TARGET_SETTINGS.get(args.to, ())]
     if wrong:
         raise ValueError(f"{', '.join(wrong)} do(es) not apply to --to {args.to}")
     if args.seq2seq:
@@ -72,8 +81,8 @@ def run_convert(args) -> int:
     if args.decoder_layers is not None:
         raise ValueError("--decoder-layers applies only with --seq2seq")
     shown = ", ".join(f"{k} {v}" for k, v in settings.items())
-    print(f"converting {args.src} -> {args.to} ({args.max_length} tokens{', ' + shown if shown else ''}) ...",
-          flush=True)
+    length = "" if args.to == "hat" else f"{args.max_length} tokens"  # a HAT's length is its segments'
+    print(f"converting {args.src} -> {args.to} ({', '.join(x for x in (length, shown) if x)}) ...", flush=True)
     report = convert(args.src, args.out, to=args.to, max_length=args.max_length, verify=args.verify, **settings)
     print(report)
     return 0

@@ -7,6 +7,7 @@
 
 from .conversion import ConversionReport, convert
 from .longformer import LongformerTarget
+from .hat import HATTarget
 from .lsg import LSGTarget
 from .positions import extend_position_table
 from .sources import SOURCE_ARCHITECTURES, SourceArchitecture, source_architecture, supported_model_types
@@ -15,10 +16,12 @@ from .verification import VerificationError, VerificationReport, verify
 
 register_target(LongformerTarget())
 register_target(LSGTarget())
+register_target(HATTarget())
 
 __all__ = [
     "ConversionReport",
     "ConversionTarget",
+    "HATTarget",
     "LongformerTarget",
     "LSGTarget",
     "SOURCE_ARCHITECTURES",

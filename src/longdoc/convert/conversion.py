@@ -12,7 +12,6 @@ from transformers import AutoConfig, AutoTokenizer
 from .sources import source_architecture
 from .targets import get_target
 from .verification import VerificationReport
-from .verification import verify as verify_conversion
 
 
 @dataclass
@@ -56,7 +55,9 @@ def convert(
     tokens saved with its tokenizer in `out`; with `verify`, check it reproduces the source.
 
     `settings` are the target's attention settings, each with a default: `window` (longformer);
-    `block_size`, `sparse_block_size`, `sparsity_factor`, `sparsity_type`, `num_global_tokens` (lsg)."""
+    `block_size`, `sparse_block_size`, `sparsity_factor`, `sparsity_type`, `num_global_tokens` (lsg);
+    `layout`, `max_sentences`, `max_sentence_size` (hat: `max_length` then only sets the default
+    `max_sentences`, max_length / max_sentence_size)."""
     start = time.perf_counter()
     target = get_target(to)
     src, out = str(src), str(out)
@@ -66,11 +67,8 @@ def convert(
     arch = source_architecture(source_config)
     target.check_source(arch)
     source_max_tokens = arch.max_tokens(source_config)
-    if max_length <= source_max_tokens:
-        raise ValueError(
-            f"max_length={max_length} is not larger than the {source_max_tokens} tokens the source already "
-            f"takes: choose a longer max_length, e.g. {max(4096, 2 * source_max_tokens)}"
-        )
+    max_length = target.resolve_length(max_length, settings)
+    target.check_length(max_length, source_max_tokens)
 
     tokenizer = _load(AutoTokenizer, src)
     source_model = arch.load(src, dtype="auto")
@@ -94,7 +92,7 @@ def convert(
         fresh_weights=fresh,
     )
     if verify:
-        report.verification = verify_conversion(src, out, to=to)
+        report.verification = target.verify(src, out)
     return report
 
 

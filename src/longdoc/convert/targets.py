@@ -46,6 +46,23 @@ class ConversionTarget(ABC):
         """Longest input on which the long model must equal its source (its attention sees
         every token from every token)."""
 
+    def resolve_length(self, max_length: int, settings: dict) -> int:
+        """The long model's token length given the requested one and the checked settings."""
+        return max_length
+
+    def check_length(self, max_length: int, source_max_tokens: int) -> None:
+        if max_length <= source_max_tokens:
+            raise ValueError(
+                f"max_length={max_length} is not larger than the {source_max_tokens} tokens the source already "
+                f"takes: choose a longer max_length, e.g. {max(4096, 2 * source_max_tokens)}"
+            )
+
+    def verify(self, source: str, converted: str):
+        """Check that the converted checkpoint reproduces its source (raises VerificationError)."""
+        from .verification import verify
+
+        return verify(source, converted, to=self.name)
+
     def prepare_for_verification(self, model: PreTrainedModel) -> PreTrainedModel:
         """Switch off what the long model adds on purpose (e.g. LSG's global tokens), so that it must
         compute exactly what the source computes."""

@@ -30,6 +30,17 @@ from .lsg_heads import (
     LSGRobertaForSequenceClassification,
     LSGRobertaForTokenClassification,
 )
+from .hat import BaseModelOutputWithSentenceAttentions, HATModel, HATPreTrainedModel
+from .hat_config import HATConfig
+from .hat_heads import (
+    HATForMaskedLM,
+    HATForMultipleChoice,
+    HATForQuestionAnswering,
+    HATForSequenceClassification,
+    HATForSequentialSentenceClassification,
+    HATForTokenClassification,
+    HATModelForSequentialSentenceClassification,
+)
 from .longformer_heads import (
     LongformerForMaskedLM,
     LongformerForMultipleChoice,
@@ -49,7 +60,13 @@ LSG_CLASSES = [
     "LSGRobertaForSequenceClassification", "LSGRobertaForTokenClassification", "LSGRobertaModel",
 ]
 
-__all__ = LSG_CLASSES + [
+HAT_CLASSES = [
+    "HATConfig", "HATModel", "HATPreTrainedModel", "HATForMaskedLM", "HATForSequenceClassification",
+    "HATForSequentialSentenceClassification", "HATModelForSequentialSentenceClassification", "HATForMultipleChoice",
+    "HATForTokenClassification", "HATForQuestionAnswering",
+]
+
+__all__ = LSG_CLASSES + HAT_CLASSES + [
     "LongformerConfig",
     "LongformerModel",
     "LongformerPreTrainedModel",
