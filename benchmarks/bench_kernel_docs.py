@@ -20,8 +20,10 @@ Methods (`--methods`, default all; in this order):
   chunk-pool-max-ft   chunk-pool max, fine-tuned, capped         --finetune-max-tokens tokens,
   segment-finetuned   --family segment, fine-tuned, capped       2048 by default, in training
   longformer          --family longformer --max-length CAP       and in prediction, for
-  belt-pool           belt-nlp BertClassifierWithPooling, mean   --finetune-epochs epochs, 2 by
-  belt-truncated      belt-nlp BertClassifierTruncated (first 510 tokens)    default)
+  hat                 --family hat, layout S|S|SD|S|S|SD,        --finetune-epochs epochs, 2 by
+                      CAP/128 segments of 128, --truncate        default)
+  belt-pool           belt-nlp BertClassifierWithPooling, mean
+  belt-truncated      belt-nlp BertClassifierTruncated (first 510 tokens)
   (segment-finetuned and the -ft ones warm the head up on cached vectors first; the method
   segment-finetuned-no-warmup is segment-finetuned with --no-head-warmup)
 
@@ -58,7 +60,7 @@ import psutil
 import torch
 
 import harness
-from bench_longformer import code_version, reproduce_command
+from harness import code_version, reproduce_command
 
 HERE = Path(__file__).resolve().parent
 BELT_RUNNER = HERE / "belt_runner.py"
@@ -72,6 +74,8 @@ MIN_TAIL = CHUNK // 8  # longdoc's default: a shorter last window is dropped
 DEFAULT_MAX_SEGMENTS = 128  # longdoc's default: the most segments a document keeps
 BELT_CHUNK = 510
 LONGFORMER_MIN_LENGTH = 1024  # `longdoc train --family longformer` wants more than the encoder's 512 positions
+HAT_SEGMENT = 128  # HAT's max_sentence_size: [CLS] + up to 127 tokens
+HAT_LAYOUT = "S|S|SD|S|S|SD"  # MiniLM's 6 layers, every third with a cross-segment encoder too
 BELT_MIN_CHUNK = BELT_CHUNK // 8  # belt-nlp's minimal_chunk_length, by longdoc's rule
 TFIDF_C_GRID = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6)
 CHILD_RESULT_TAG = "TFIDF_RESULT "
@@ -108,6 +112,7 @@ METHODS = {m.name: m for m in (
            family="segment", capped=True, extra=["--no-head-warmup"]),
     Method("longformer", "longdoc", "MiniLM converted to a Longformer, fine-tuned", family="longformer",
            capped=True),
+    Method("hat", "longdoc", f"MiniLM converted to a HAT ({HAT_LAYOUT}), fine-tuned", family="hat", capped=True),
     Method("belt-pool", "belt", "belt-nlp chunk pooling (mean), fine-tuned", capped=True, belt_kind="pooling"),
     Method("belt-truncated", "belt", "belt-nlp first 510 tokens, fine-tuned", capped=True, belt_kind="truncated"),
 )}
@@ -212,9 +217,12 @@ class TokenCounts:
 
     def read(self, split: str, cap: dict) -> int:
         """Tokens read under `cap`: {"segments": (chunk, max_segments)} (longdoc's windows, tail
-        below chunk/8 dropped), {"belt": (chunk, minimal, max_text)}, {"first": n} or {} (all)."""
+        below chunk/8 dropped), {"hat": (segment_size, max_segments)} (HAT segments),
+        {"belt": (chunk, minimal, max_text)}, {"first": n} or {} (all)."""
         from longdoc.data.segmentation import Segmentation
 
+        if "hat" in cap:
+            return self.hat_tokens(split, *cap["hat"])
         total = 0
         for n in self.counts(split):
             if "segments" in cap:
@@ -230,6 +238,21 @@ class TokenCounts:
             else:
                 total += n
         return total
+
+    def hat_tokens(self, split: str, segment_size: int, max_segments: int) -> int:
+        """Document tokens in the first `max_segments` HAT segments of each document, cut by
+        longdoc.data.hat_segments as `longdoc train --family hat --truncate` cuts them (its default
+        strategy: whole sentences packed into each segment, so a segment may hold fewer than
+        segment_size - 1 tokens); [CLS] and padding not counted."""
+        import warnings
+
+        from longdoc.data.hat_segments import segment_documents
+
+        texts = [d["text"] for d in read_jsonl(self.paths[split])]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # cutting the documents is the point of the cap
+            segmented = segment_documents(texts, self.tokenizer, segment_size, max_segments, truncate=True)
+        return sum(document.tokens for document in segmented)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,6 +379,13 @@ class Runner:
             # the conversion needs more positions than the encoder's 512: a smaller cap reads 1024
             length = max(self.cap_tokens, LONGFORMER_MIN_LENGTH)
             return ["--max-length", str(length)], {"first": length - 2}, f"first {length - 2} tokens"
+        if method.family == "hat":
+            # segments of 128 ([CLS] + up to 127 tokens), as many as fit in the cap; --truncate keeps a
+            # longer document's first ones (without it, training stops at the first longer document)
+            segments = max(1, self.cap_tokens // HAT_SEGMENT)
+            return (["--layout", HAT_LAYOUT, "--max-sentences", str(segments), "--max-sentence-size", str(HAT_SEGMENT),
+                     "--truncate"],
+                    {"hat": (HAT_SEGMENT, segments)}, f"first {segments} segments of {HAT_SEGMENT}")
         if method.capped:
             segments = max(1, self.cap_tokens // CHUNK)
             return (["--max-segments", str(segments)], {"segments": (CHUNK, segments)},
@@ -806,10 +836,11 @@ def write_results(args, rows: list[dict], throughput: dict | None, command: str,
                    "512 positions",
         "data": _data_description(args, rows),
         "caps": f"each row's 'tokens read' says what it read (rows may come from runs with other caps); in this "
-                f"run, fine-tuned variants (-ft, segment-finetuned, longformer, belt-*) read the first "
+                f"run, fine-tuned variants (-ft, segment-finetuned, longformer, hat, belt-*) read the first "
                 f"{args.finetune_max_tokens} tokens (segments: {max(1, args.finetune_max_tokens // CHUNK)} x {CHUNK}; "
-                f"longformer --max-length {max(args.finetune_max_tokens, LONGFORMER_MIN_LENGTH)}; belt "
-                f"maximal_text_length) for "
+                f"longformer --max-length {max(args.finetune_max_tokens, LONGFORMER_MIN_LENGTH)}; hat "
+                f"{max(1, args.finetune_max_tokens // HAT_SEGMENT)} segments of {HAT_SEGMENT} ([CLS] + up to {HAT_SEGMENT - 1} "
+                f"tokens of packed sentences), layout {HAT_LAYOUT}; belt maximal_text_length) for "
                 f"{args.finetune_epochs} epochs, in training and prediction; truncate reads {CHUNK} tokens "
                 f"(family default epochs{', 1 with --quick' if args.quick else ''}); frozen variants and "
                 f"TF-IDF read whole documents (longdoc keeps at most {DEFAULT_MAX_SEGMENTS} x {CHUNK} tokens)"

@@ -18,11 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import os
-import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
@@ -241,21 +236,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def reproduce_command() -> str:
-    python = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd()) else sys.executable
-    return f"cd {shlex.quote(os.getcwd())} && {shlex.join([python, *sys.argv])}"
-
-
-def code_version() -> str:
-    git = ["git", "-C", str(Path(__file__).resolve().parent)]
-    try:
-        commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        return "unknown"
-    return f"{commit}{' + uncommitted changes' if dirty else ''}"
-
-
 def time_cases(args, lengths: dict, kwargs: dict, peaks: dict) -> list[harness.Comparison]:
     """Times every case and length, ours against peer, alone on the machine."""
     comparisons, pairs = [], {}
@@ -286,7 +266,7 @@ def run_context(args, kwargs: dict, peaks: dict, memory_methods: str) -> dict:
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": harness.machine_description(args.device),
-        "versions": f"torch {torch.__version__}, {PEER_NAME}, longdoc code {code_version()}",
+        "versions": f"torch {torch.__version__}, {PEER_NAME}, longdoc code {harness.code_version()}",
         "matmul peak GFLOP/s": f"fp32 {peaks[torch.float32]:.1f}, bf16 {peaks[torch.bfloat16]:.1f}",
         "geometry": {k: kwargs[k] for k in ("num_hidden_layers", "hidden_size", "num_attention_heads",
                                             "intermediate_size", "attention_window", "max_position_embeddings")},
@@ -301,12 +281,9 @@ def run_context(args, kwargs: dict, peaks: dict, memory_methods: str) -> dict:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.memory_probe:
-        return run_memory_probe(json.loads(args.memory_probe))
-    command = reproduce_command()
-    print(f"reproduce: {command}", flush=True)
+    command = harness.setup_run(args, run_memory_probe)
+    if command is None:  # a memory-probe child
+        return
     lengths = {case: tuple(args.lengths or (QUICK_LENGTHS if args.quick else DEFAULT_LENGTHS[case]))
                for case in args.cases}
     longest = max(max(v) for v in lengths.values())

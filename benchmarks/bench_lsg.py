@@ -41,7 +41,6 @@ import argparse
 import contextlib
 import datetime
 import gc
-import json
 import math
 import os
 import tempfile
@@ -53,7 +52,6 @@ import torch
 import transformers
 
 import harness
-from bench_longformer import code_version, reproduce_command
 from lsg_peer import PEER, PeerWorker, WorkerError, digests_agree, make_workload, model_inputs, output_digest
 from lsg_report import Row, fill_ratios, format_table, target_summary, write_results
 
@@ -444,7 +442,8 @@ def run_context(args, settings: Settings, lengths: tuple, peak: float, memory_me
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": harness.machine_description(args.device),
         "versions": f"torch {torch.__version__}, transformers {transformers.__version__} (ours, longformer, "
-                    f"bigbird); {PEER} worker: {peer_info.get('versions', 'not run')}; longdoc code {code_version()}",
+                    f"bigbird); {PEER} worker: {peer_info.get('versions', 'not run')}; "
+                    f"longdoc code {harness.code_version()}",
         "matmul peak GFLOP/s": f"fp32 {peak:.1f}",
         "encoder geometry": {k: enc[k] for k in ("num_hidden_layers", "hidden_size", "num_attention_heads",
                                                   "intermediate_size", "vocab_size", "max_position_embeddings")},
@@ -468,12 +467,9 @@ def run_context(args, settings: Settings, lengths: tuple, peak: float, memory_me
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.memory_probe:
-        return run_memory_probe(json.loads(args.memory_probe))
-    command = reproduce_command()
-    print(f"reproduce: {command}", flush=True)
+    command = harness.setup_run(args, run_memory_probe)
+    if command is None:  # a memory-probe child
+        return
     lengths = tuple(args.lengths or (QUICK_LENGTHS if args.quick else DEFAULT_LENGTHS))
     settings = Settings(
         quick=args.quick, longest=max(lengths),

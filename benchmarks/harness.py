@@ -6,9 +6,11 @@
   thermal effects hit every implementation alike), median seconds per call;
 * peak memory: each measurement in a fresh process (`probe_memory_in_subprocesses`) so that
   allocator caches and earlier runs cannot hide or inflate the peak;
-* FLOP counts for Longformer, LSG and BigBird encoders: useful FLOPs only, the same for every
+* FLOP counts for Longformer, LSG, BigBird and HAT encoders: useful FLOPs only, the same for every
   implementation;
-* results: a table on stdout, CSV + Markdown companion + PNG plot under benchmarks/results/.
+* a run's start (`setup_run`: threads, the memory-probe child, the reproducing command);
+* results: a table on stdout, CSV + Markdown companion + PNG plot under benchmarks/results/
+  (`plot_comparisons` for ours-vs-peer pairs, `plot_impl_rows` for one row per implementation).
 
 Ratios are always ours / peer: > 1 means faster for tokens/s, < 1 means smaller for memory.
 
@@ -24,6 +26,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -300,6 +303,62 @@ def bigbird_encoder_flops(tokens: int, layers: int, hidden: int, ffn: int, block
     return float(layers * (linear + 2 * 2 * key_count * hidden))
 
 
+def hat_encoder_flops(tokens: int, layout: str, hidden: int, ffn: int, segment_size: int) -> float:
+    """HAT encoder forward, useful FLOPs only. The input is N = T / L segments of L tokens.
+
+    `layout`: one of S, D, SD per layer joined by "|" (HATConfig's layout string). Per S (segment-wise)
+    encoder: linear layers on every token 2*T*(4*h*h + 2*h*ffn) and each token attending over the L
+    keys of its segment 2*2*T*L*h. Per D (cross-segment) encoder: the same over the N segment tokens,
+    2*N*(4*h*h + 2*h*ffn) + 2*2*N*N*h. An SD layer counts both. Not counted: embeddings, the segment
+    position embedding added before each D encoder, masks.
+    """
+    segments = tokens // segment_size
+    kinds = [kind.strip().upper() for kind in layout.split("|")]
+    if not kinds or any(kind not in ("S", "D", "SD") for kind in kinds):
+        raise ValueError(f"layout {layout!r}: give S, D or SD per layer, joined by '|'")
+
+    def encoder(rows: int, keys: int) -> int:
+        return 2 * rows * (4 * hidden * hidden + 2 * hidden * ffn) + 2 * 2 * rows * keys * hidden
+
+    segment_wise = sum("S" in kind for kind in kinds)
+    cross_segment = sum("D" in kind for kind in kinds)
+    return float(segment_wise * encoder(tokens, segment_size) + cross_segment * encoder(segments, segments))
+
+
+# ---------------------------------------------------------------------------------------------
+# A run's start
+
+
+def setup_run(args, run_memory_probe: Callable[[dict], None]) -> str | None:
+    """The start every benchmark's main shares, after parsing `args` (with `threads` and
+    `memory_probe`): sets the torch threads; in a `--memory-probe` child, runs `run_memory_probe`
+    on its spec and returns None (the child is done); otherwise prints and returns the command
+    that reproduces this run."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.memory_probe:
+        run_memory_probe(json.loads(args.memory_probe))
+        return None
+    command = reproduce_command()
+    print(f"reproduce: {command}", flush=True)
+    return command
+
+
+def reproduce_command() -> str:
+    python = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd()) else sys.executable
+    return f"cd {shlex.quote(os.getcwd())} && {shlex.join([python, *sys.argv])}"
+
+
+def code_version() -> str:
+    git = ["git", "-C", str(Path(__file__).resolve().parent)]
+    try:
+        commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{commit}{' + uncommitted changes' if dirty else ''}"
+
+
 # ---------------------------------------------------------------------------------------------
 # Results
 
@@ -446,6 +505,77 @@ def plot_comparisons(comparisons: list[Comparison], path: Path, title: str, peer
     ratios.set_title("ours / peer")
     for ax in axes.flat:
         ax.set_xticks(x, labels, fontsize=7, rotation=30, ha="right")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def fill_ratios(rows: list, reference: str) -> None:
+    """Rows with one implementation each (attributes case, seq_len, impl, measurement, speed_ratio,
+    memory_ratio): the speed and memory ratios of every row over the `reference` implementation's
+    row of the same case and length (left None where either is missing)."""
+    references = {(r.case, r.seq_len): r.measurement for r in rows if r.impl == reference and r.measurement}
+    for row in rows:
+        ref, m = references.get((row.case, row.seq_len)), row.measurement
+        if row.impl == reference or ref is None or m is None:
+            continue
+        row.speed_ratio = ref.seconds / m.seconds
+        if m.peak_bytes is not None and ref.peak_bytes:
+            row.memory_ratio = m.peak_bytes / ref.peak_bytes
+
+
+def plot_impl_rows(rows: list, path: Path, title: str, colours: dict[str, str], subject: str, reference: str,
+                   targets: dict[str, dict]) -> None:
+    """The plot of a benchmark with one row per implementation, case and length (rows as in
+    `fill_ratios`), 2 x 2 panels: tokens/s, MFU, peak memory (the implementations in `colours`
+    side by side per case and length), and the `subject` implementation's ratios over `reference`
+    with its `targets` ({case: {"speed": x, "memory": y}}) dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(dict.fromkeys((r.case, r.seq_len) for r in rows))
+    impls = [impl for impl in colours if any(r.impl == impl for r in rows)]
+    by_key = {(r.case, r.seq_len, r.impl): r for r in rows}
+    x = list(range(len(keys)))
+    fig, axes = plt.subplots(2, 2, figsize=(max(10, 1.8 * len(keys) + 2), 8))
+    width = 0.8 / max(1, len(impls))
+    panels = (("tokens / s", lambda m: m.tokens_per_s, True), ("MFU %", lambda m: 100 * m.mfu, False),
+              ("peak memory growth (MiB)", lambda m: m.peak_mib, True))
+    for ax, (name, metric, log) in zip(axes.flat, panels):
+        for j, impl in enumerate(impls):
+            values = []
+            for case, seq_len in keys:
+                row = by_key.get((case, seq_len, impl))
+                value = metric(row.measurement) if row and row.measurement else None
+                values.append(math.nan if value is None else value)
+            ax.bar([i - 0.4 + width * (j + 0.5) for i in x], values, width=width, color=colours[impl], label=impl)
+        ax.set_title(name)
+        if log:
+            ax.set_yscale("log")
+    ratios = axes.flat[3]
+    for offset, attr, colour, name in ((-0.2, "speed_ratio", "tab:green", "speed (tokens/s)"),
+                                       (0.2, "memory_ratio", "tab:purple", "peak memory")):
+        values = []
+        for case, seq_len in keys:
+            row = by_key.get((case, seq_len, subject))
+            value = getattr(row, attr) if row else None
+            values.append(math.nan if value is None else value)
+        ratios.bar([i + offset for i in x], values, width=0.4, color=colour, label=name)
+    for i, (case, _) in enumerate(keys):
+        goals = targets.get(case, {})
+        if "speed" in goals:
+            ratios.hlines(goals["speed"], i - 0.4, i, colors="darkgreen", linestyles="--")
+        if "memory" in goals:
+            ratios.hlines(goals["memory"], i, i + 0.4, colors="indigo", linestyles="--")
+    ratios.axhline(1.0, color="black", linewidth=0.8)
+    ratios.set_title(f"{subject} / {reference} (dashed: targets)")
+    for ax in axes.flat:
+        ax.set_xticks(x, [f"{case} {seq_len}" for case, seq_len in keys], fontsize=7, rotation=30, ha="right")
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)

@@ -3,7 +3,6 @@ row; the targets; the table, CSV, Markdown and PNG (the harness's writers where 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,14 +65,7 @@ class Row:
 
 def fill_ratios(rows: list[Row]) -> None:
     """Ratios of every row over the lsg-converter row of its case and length."""
-    peers = {(r.case, r.seq_len): r.measurement for r in rows if r.impl == PEER and r.measurement}
-    for row in rows:
-        peer, m = peers.get((row.case, row.seq_len)), row.measurement
-        if row.impl == PEER or peer is None or m is None:
-            continue
-        row.speed_ratio = peer.seconds / m.seconds
-        if m.peak_bytes is not None and peer.peak_bytes:
-            row.memory_ratio = m.peak_bytes / peer.peak_bytes
+    harness.fill_ratios(rows, PEER)
 
 
 def format_table(rows: list[Row]) -> str:
@@ -111,52 +103,4 @@ def write_results(rows: list[Row], stem: str, out_dir: Path, command: str, conte
 def plot_rows(rows: list[Row], path: Path, title: str) -> None:
     """2 x 2 panels: tokens/s, MFU, peak memory (implementations side by side per case and
     length), and ours / lsg-converter with the targets marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = list(dict.fromkeys((r.case, r.seq_len) for r in rows))
-    impls = [impl for impl in COLOURS if any(r.impl == impl for r in rows)]
-    by_key = {(r.case, r.seq_len, r.impl): r for r in rows}
-    x = list(range(len(keys)))
-    fig, axes = plt.subplots(2, 2, figsize=(max(10, 1.8 * len(keys) + 2), 8))
-    width = 0.8 / max(1, len(impls))
-    panels = (("tokens / s", lambda m: m.tokens_per_s, True), ("MFU %", lambda m: 100 * m.mfu, False),
-              ("peak memory growth (MiB)", lambda m: m.peak_mib, True))
-    for ax, (name, metric, log) in zip(axes.flat, panels):
-        for j, impl in enumerate(impls):
-            values = []
-            for case, seq_len in keys:
-                row = by_key.get((case, seq_len, impl))
-                value = metric(row.measurement) if row and row.measurement else None
-                values.append(math.nan if value is None else value)
-            ax.bar([i - 0.4 + width * (j + 0.5) for i in x], values, width=width, color=COLOURS[impl], label=impl)
-        ax.set_title(name)
-        if log:
-            ax.set_yscale("log")
-    ratios = axes.flat[3]
-    for offset, attr, colour, name in ((-0.2, "speed_ratio", "tab:green", "speed (tokens/s)"),
-                                       (0.2, "memory_ratio", "tab:purple", "peak memory")):
-        values = []
-        for case, seq_len in keys:
-            row = by_key.get((case, seq_len, "ours"))
-            value = getattr(row, attr) if row else None
-            values.append(math.nan if value is None else value)
-        ratios.bar([i + offset for i in x], values, width=0.4, color=colour, label=name)
-    for i, (case, _) in enumerate(keys):
-        goals = TARGETS.get(case, {})
-        if "speed" in goals:
-            ratios.hlines(goals["speed"], i - 0.4, i, colors="darkgreen", linestyles="--")
-        if "memory" in goals:
-            ratios.hlines(goals["memory"], i, i + 0.4, colors="indigo", linestyles="--")
-    ratios.axhline(1.0, color="black", linewidth=0.8)
-    ratios.set_title(f"ours / {PEER} (dashed: targets)")
-    for ax in axes.flat:
-        ax.set_xticks(x, [f"{case} {seq_len}" for case, seq_len in keys], fontsize=7, rotation=30, ha="right")
-        ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    harness.plot_impl_rows(rows, path, title, COLOURS, "ours", PEER, TARGETS)
