@@ -204,3 +204,16 @@ def test_auto_classes_read_hat_checkpoints(tmp_path):
     assert isinstance(AutoConfig.from_pretrained(tmp_path), longdoc.HATConfig)
     assert isinstance(AutoModelForSequenceClassification.from_pretrained(tmp_path),
                       longdoc.HATForSequenceClassification)
+
+
+def test_a_document_without_padding_runs_unmasked_and_equal():
+    """A batch with no padding skips the masks (fused attention runs faster without one); its rows must
+    equal the same rows inside a padded batch."""
+    model = longdoc.HATForSequenceClassification(config("S|SD|D")).eval()
+    ids, mask = documents(segments=(3, 2), total=3)
+    ids[0], mask[0] = torch.randint(5, 60, (3 * SIZE,)), 1
+    ids[0, ::SIZE] = 0
+    with torch.no_grad():
+        alone = model(ids[:1]).logits
+        in_batch = model(ids, attention_mask=mask).logits[:1]
+    torch.testing.assert_close(alone, in_batch, atol=1e-5, rtol=0)

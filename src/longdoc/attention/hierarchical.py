@@ -39,16 +39,20 @@ def dense_attention(q, k, v, is_key: torch.Tensor, dropout: float = 0.0, return_
                     position_bias: torch.Tensor | None = None):
     """Softmax attention of every query over the keys of its row.
 
-    q, k, v: (B, H, T, D); is_key: (B, T) bool; position_bias: (1, H, T, T) added to the scores
+    q, k, v: (B, H, T, D); is_key: (B, T) bool, or None when every key is real (no mask: the
+    fused kernel runs faster without one); position_bias: (1, H, T, T) added to the scores
     (MPNet's relative bias) or None. Returns (B, H, T, D) and, when asked, the probabilities
     (B, H, T, T) (computed explicitly; otherwise fused SDPA).
     """
-    mask = additive_mask(is_key, q.dtype)  # (B, 1, 1, T)
+    mask = None if is_key is None else additive_mask(is_key, q.dtype)  # (B, 1, 1, T)
     if position_bias is not None:
-        mask = mask + position_bias.to(q.dtype)  # (B, H, T, T)
+        bias = position_bias.to(q.dtype)
+        mask = bias if mask is None else mask + bias  # (B, H, T, T)
     if not return_probs:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout), None
-    scores = torch.matmul(q, k.transpose(-1, -2)) * q.shape[-1] ** -0.5 + mask  # (B, H, T, T)
+    scores = torch.matmul(q, k.transpose(-1, -2)) * q.shape[-1] ** -0.5  # (B, H, T, T)
+    if mask is not None:
+        scores = scores + mask
     probs = scores.softmax(-1)
     out = torch.matmul(F.dropout(probs, dropout) if dropout else probs, v)
     return out, probs

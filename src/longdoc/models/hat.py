@@ -117,7 +117,7 @@ class HATLayer(nn.Module):
 
     def forward(self, hidden, token_keys, segment_keys, segment_positions, output_attentions=False,
                 token_bias=None):
-        """hidden (B, N * L, C); token_keys (B * N, L) and segment_keys (B, N) bool; segment_positions
+        """hidden (B, N * L, C); token_keys (B * N, L) and segment_keys (B, N) bool (None: no padding); segment_positions
         (B, N, C) or None; token_bias (1, H, L, L) or None. Returns the new hidden states and the two
         encoders' attention probabilities."""
         batch = hidden.shape[0]
@@ -173,6 +173,7 @@ class HATEncoder(nn.Module):
         size = self.config.max_sentence_size
         token_keys = is_token.reshape(batch * (length // size), size)  # (B * N, L)
         segment_keys = is_token[:, ::size]  # (B, N): a segment is empty when its first token is padding
+        padded = not bool(is_token.all())
         positions = None
         if self.cross_layers and not self.config.legacy_segment_positions:
             numbers = torch.arange(1, segment_keys.shape[1] + 1, device=is_token.device)
@@ -182,8 +183,9 @@ class HATEncoder(nn.Module):
         segment_attn = () if output_attentions else None
         document_attn = () if output_attentions else None
         for layer in self.layer:
-            hidden, segment_probs, document_probs = layer(hidden, token_keys, segment_keys, positions,
-                                                          output_attentions, token_bias)
+            hidden, segment_probs, document_probs = layer(
+                hidden, token_keys if padded else None, segment_keys if padded else None, positions,
+                output_attentions, token_bias)
             if output_hidden_states:
                 all_hidden += (hidden,)
             if output_attentions:
