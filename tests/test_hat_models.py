@@ -217,3 +217,21 @@ def test_a_document_without_padding_runs_unmasked_and_equal():
         alone = model(ids[:1]).logits
         in_batch = model(ids, attention_mask=mask).logits[:1]
     torch.testing.assert_close(alone, in_batch, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("pooling", ["max", "last", "attentive", "first"])
+def test_pooling_only_real_segments_does_not_depend_on_padding(pooling):
+    """pool_empty_segments=False: the logits of a document are the same however many empty segments
+    pad it; the reference's pooling (default) reads the empty slots too."""
+    ids, mask = documents(segments=(3, 2, 1), total=3)
+    more_ids, more_mask = documents(segments=(3, 2, 1), total=5)
+    torch.manual_seed(0)
+    model = longdoc.HATForSequenceClassification(config(pool_empty_segments=False), pooling=pooling).eval()
+    with torch.no_grad():
+        short = model(ids, attention_mask=mask).logits
+        padded = model(more_ids, attention_mask=more_mask).logits
+        torch.testing.assert_close(padded, short, atol=1e-5, rtol=0)
+        model.config.pool_empty_segments = True
+        reference_style = model(more_ids, attention_mask=more_mask).logits
+    if pooling != "first":
+        assert (reference_style - padded).abs().max() > 1e-4

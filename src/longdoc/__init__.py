@@ -14,7 +14,7 @@ from .models import (
 )
 
 from .models.segment_classifier import SegmentClassifier, SegmentClassifierConfig
-from .pipelines import DocumentClassifier, DocumentPrediction
+from .pipelines import DocumentClassifier, DocumentPrediction, SentenceClassifier, SentencePrediction
 from .summarizer import Summarizer
 from .train_summarizer import SummarizationResult, train_summarizer
 from .train import TrainingResult, train_classifier
@@ -27,6 +27,8 @@ __all__ = LSG_CLASSES + HAT_CLASSES + [
     "train_summarizer",
     "DocumentClassifier",
     "DocumentPrediction",
+    "SentenceClassifier",
+    "SentencePrediction",
     "SegmentClassifier",
     "SegmentClassifierConfig",
     "TrainingResult",

@@ -95,12 +95,16 @@ def add_train_command(subparsers) -> None:
         "train",
         help="train a document classifier, keeping the best model on the dev file",
         description="Train a long-document classifier from JSON lines or CSV files; the model with the best dev "
-        "macro-F1 is saved (with its tokenizer) to --output after every improving epoch.",
+        "macro-F1 is saved (with its tokenizer) to --output after every improving epoch. --task sentences "
+        'trains one label per sentence from lines like {"sentences": ["...", ...], "label": ["...", ...]} '
+        "(--family hat; the dev macro-F1 is over sentences).",
     )
-    parser.add_argument("--task", default="classification", choices=["classification", "summarization"],
-                        help="what to train (summarization: an encoder-decoder on text/summary pairs)")
-    parser.add_argument("--family", default="segment", choices=list(FAMILIES),
-                        help="; ".join(f"{name}: {family.description}" for name, family in FAMILIES.items()))
+    parser.add_argument("--task", default="classification", choices=["classification", "sentences", "summarization"],
+                        help="what to train (sentences: a label per sentence, with --family hat; summarization: an "
+                        "encoder-decoder on text/summary pairs)")
+    parser.add_argument("--family", choices=list(FAMILIES),
+                        help="(default: segment; hat for --task sentences) " +
+                        "; ".join(f"{name}: {family.description}" for name, family in FAMILIES.items()))
     parser.add_argument("--model", required=True, metavar="SRC", help="encoder checkpoint folder (or hub id) to start from")
     parser.add_argument("--train", required=True, metavar="FILE", help="training documents (.jsonl or .csv)")
     parser.add_argument("--validation", required=True, metavar="FILE", help="dev documents, to pick the best epoch")
@@ -118,14 +122,39 @@ def add_train_command(subparsers) -> None:
     add_column_arguments(parser)
     parser.add_argument("--chunk-size", type=int, metavar="N", help="tokens per segment, special tokens excluded")
     parser.add_argument("--stride", type=int, metavar="N", help="tokens between segment starts (default: chunk size)")
-    parser.add_argument("--pooling", choices=["cls", "mean"], help="segment vector: [CLS] or mean of its tokens")
+    parser.add_argument("--pooling", choices=["cls", "mean", "max", "first", "last", "attentive"],
+                        help="segment families: segment vector, [CLS] or mean of its tokens (default mean); hat: how "
+                        "the segments make the document vector, max, first, last or attentive (default max)")
     parser.add_argument("--chunk-pooling", choices=["mean", "max"], help="chunk-pool: how segment logits combine")
     parser.add_argument("--max-segments", type=int, metavar="N", help="most segments a document keeps")
-    parser.add_argument("--max-length", type=int, metavar="N", help="longformer: tokens read (default 4096)")
+    parser.add_argument("--max-length", type=int, metavar="N", help="longformer: tokens read (default 4096); hat: "
+                        "sets --max-sentences to N / --max-sentence-size")
     parser.add_argument("--threshold", type=float, metavar="P", help="multi-label: probability to predict a label")
     parser.add_argument("--cache-dir", metavar="DIR", help="frozen segment vectors (default ~/.cache/longdoc)")
+    add_hat_training_arguments(parser)
     add_summarization_training_arguments(parser)
     parser.set_defaults(run=run_train)
+
+
+def add_hat_training_arguments(parser) -> None:
+    hat = parser.add_argument_group(
+        "hat (--family hat; a short encoder is converted first, a HAT checkpoint is used as it is)")
+    hat.add_argument("--layout", metavar="LAYOUT",
+                     help='S, D or SD per layer joined by "|" (S: segment-wise, D: cross-segment, SD: both); default: '
+                     'as deep as the encoder, every third layer SD (S|S|SD|S|S|SD for 6 layers)')
+    hat.add_argument("--max-sentences", type=int, metavar="N",
+                     help="most segments a document has (default 32, i.e. 4096 tokens at 128; 64 for --task sentences, "
+                     "one sentence a segment); a batch pads only to its longest document")
+    hat.add_argument("--max-sentence-size", type=int, metavar="N",
+                     help="tokens per segment, its [CLS] included (default 128)")
+    hat.add_argument("--segmentation", choices=["greedy", "uniform"],
+                     help="greedy (default): whole sentences packed into each segment, a longer sentence going on in "
+                     "the next; uniform: consecutive chunks of tokens")
+    hat.add_argument("--truncate", action="store_true",
+                     help="read only the first --max-sentences segments (sentences) of a longer document, with a "
+                     "warning saying how much is cut; without it such a document is an error")
+    hat.add_argument("--sentences-column", default="sentences", metavar="NAME",
+                     help="--task sentences: field holding the list of sentences")
 
 
 def add_column_arguments(parser) -> None:
@@ -138,15 +167,18 @@ def run_train(args) -> int:
 
     if args.task == "summarization":
         return run_train_summarization(args)
+    family = args.family or ("hat" if args.task == "sentences" else "segment")
     try:
         result = train_classifier(
-            args.train, args.validation, args.output, family=args.family, model=args.model,
+            args.train, args.validation, args.output, family=family, model=args.model,
             freeze_encoder=args.freeze_encoder, epochs=args.epochs, learning_rate=args.learning_rate,
             batch_size=args.batch_size, seed=args.seed, multi_label=args.multi_label,
             text_column=args.text_column, label_column=args.label_column, chunk_size=args.chunk_size,
             stride=args.stride, pooling=args.pooling, chunk_pooling=args.chunk_pooling,
             max_segments=args.max_segments, max_length=args.max_length, threshold=args.threshold,
-            cache_dir=args.cache_dir, head_warmup=args.head_warmup,
+            cache_dir=args.cache_dir, head_warmup=args.head_warmup, task=args.task,
+            sentences_column=args.sentences_column, layout=args.layout, max_sentences=args.max_sentences,
+            max_sentence_size=args.max_sentence_size, segmentation=args.segmentation, truncate=args.truncate,
         )
     except KeyboardInterrupt:
         return 130
@@ -155,7 +187,8 @@ def run_train(args) -> int:
         return 1
     scores = result.dev_metrics
     print(f"saved the best model ({result.best_when()}) to {result.output}")
-    print(f"dev: macro-F1 {scores['macro_f1']:.4f}, accuracy {scores['accuracy']:.4f}, micro-F1 "
+    over = " (sentences)" if args.task == "sentences" else ""
+    print(f"dev{over}: macro-F1 {scores['macro_f1']:.4f}, accuracy {scores['accuracy']:.4f}, micro-F1 "
           f"{scores['micro_f1']:.4f} ({result.seconds:.0f} s)")
     return 0
 
@@ -164,11 +197,12 @@ def add_evaluate_command(subparsers) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="score a trained classifier on a labelled file (one JSON object on stdout)",
         description="Print one JSON object: accuracy, macro_f1, micro_f1, per-label precision/recall/F1, "
-        "ROC-AUC, confusion matrix, and the prediction speed.",
+        "ROC-AUC, confusion matrix, and the prediction speed; over sentences for a sentence classifier.",
     )
     parser.add_argument("model_dir", metavar="MODEL_DIR")
     parser.add_argument("data", metavar="FILE", help="labelled documents (.jsonl or .csv)")
     add_column_arguments(parser)
+    add_hat_reading_arguments(parser)
     parser.add_argument("--summary-column", default="summary", metavar="NAME",
                         help="summarization models: field holding the reference summary")
     parser.add_argument("--batch-size", type=int, default=2, metavar="N", help="summarization: documents per batch")
@@ -181,12 +215,15 @@ def run_evaluate(args) -> int:
 
     from transformers import AutoConfig
 
-    from .pipelines import DocumentClassifier
+    from .pipelines import SentenceClassifier, load_pipeline
 
     if getattr(AutoConfig.from_pretrained(args.model_dir), "is_encoder_decoder", False):
         return run_evaluate_summarization(args)
-    classifier = DocumentClassifier.from_pretrained(args.model_dir)
-    metrics = classifier.evaluate(args.data, args.text_column, args.label_column, progress="predicting")
+    classifier = load_pipeline(args.model_dir, truncate=args.truncate or None)
+    if isinstance(classifier, SentenceClassifier):
+        metrics = classifier.evaluate(args.data, args.sentences_column, args.label_column, progress="predicting")
+    else:
+        metrics = classifier.evaluate(args.data, args.text_column, args.label_column, progress="predicting")
     print(json.dumps(metrics))
     return 0
 
@@ -195,26 +232,40 @@ def add_predict_command(subparsers) -> None:
     parser = subparsers.add_parser(
         "predict", help="classify documents: text files, or .jsonl/.csv files of documents",
         description="Classify each FILE: a .jsonl/.csv file gives one document per line, any other file is one "
-        "document. Prints one JSON object per document.",
+        "document. Prints one JSON object per document. A sentence classifier (--task sentences) labels every "
+        "sentence: a .jsonl/.csv line gives the list of sentences (--sentences-column), any other file is split "
+        "into sentences (shown in its output).",
     )
     parser.add_argument("model_dir", metavar="MODEL_DIR")
     parser.add_argument("files", metavar="FILE", nargs="+")
     parser.add_argument("--explain", action="store_true", help="show the segments that drove each predicted label")
     parser.add_argument("--top-segments", type=int, default=3, metavar="K", help="segments shown per label")
     parser.add_argument("--text-column", default="text", metavar="NAME")
+    add_hat_reading_arguments(parser)
     parser.set_defaults(run=run_predict)
+
+
+def add_hat_reading_arguments(parser) -> None:
+    parser.add_argument("--truncate", action="store_true",
+                        help="HAT models: read only the first max_sentences segments (sentences) of a longer document, "
+                        "with a warning, even where the model was trained without --truncate")
+    parser.add_argument("--sentences-column", default="sentences", metavar="NAME",
+                        help="sentence classifiers: field holding the list of sentences")
 
 
 def run_predict(args) -> int:
     import json
 
-    from .pipelines import DocumentClassifier
+    from .pipelines import load_pipeline
+    from .tasks.families import classifier_task
 
+    if classifier_task(args.model_dir) == "sentences":
+        return run_predict_sentences(args)
     sources, texts = [], []
     for source, text in iter_documents(args.files, args.text_column):
         sources.append(source)
         texts.append(text)
-    classifier = DocumentClassifier.from_pretrained(args.model_dir)
+    classifier = load_pipeline(args.model_dir, truncate=args.truncate or None)
     predictions = classifier.predict(texts, explain=args.explain, top_segments=args.top_segments,
                                      progress="predicting")
     for source, prediction in zip(sources, predictions):
@@ -225,6 +276,41 @@ def run_predict(args) -> int:
         print(json.dumps(record, ensure_ascii=False))
         if args.explain:
             print(format_explanation(prediction), file=sys.stderr)
+    return 0
+
+
+def run_predict_sentences(args) -> int:
+    """A label per sentence: .jsonl/.csv files give lists of sentences (--sentences-column), any other
+    file is one text, split into sentences (shown in the output)."""
+    import json
+
+    from .pipelines import SentenceClassifier, split_into_sentences
+
+    if args.explain:
+        raise ValueError("--explain applies to document classifiers; a sentence classifier labels every sentence")
+    sources, documents, split = [], [], []
+    for name in args.files:
+        if name.endswith((".jsonl", ".json", ".csv", ".tsv")):
+            from .data.documents import read_sentence_documents
+
+            for document in read_sentence_documents(name, args.sentences_column, require_labels=False):
+                sources.append(document.id or document.source)
+                documents.append(list(document.sentences))
+                split.append(False)
+        else:
+            sources.append(name)
+            documents.append(split_into_sentences(_read_text(name)))
+            split.append(True)
+    classifier = SentenceClassifier.from_pretrained(args.model_dir, truncate=args.truncate or None)
+    predictions = classifier.predict(documents, progress="predicting")
+    for source, prediction, was_split in zip(sources, predictions, split):
+        record = {"document": source, "labels": prediction.labels,
+                  "scores": [None if s is None else {k: round(v, 6) for k, v in s.items()} for s in prediction.scores]}
+        if was_split:
+            record["sentences"] = prediction.sentences
+        if prediction.unread:
+            record["sentences_not_read"] = prediction.unread
+        print(json.dumps(record, ensure_ascii=False))
     return 0
 
 

@@ -2,11 +2,14 @@
 
     from longdoc import train_classifier
     result = train_classifier("train.jsonl", "dev.jsonl", "my-model", family="segment", model="path/to/encoder")
+    # one label per sentence ({"sentences": [...], "label": [...]} lines), on a HAT:
+    train_classifier("train.jsonl", "dev.jsonl", "tagger", family="hat", task="sentences", model="path/to/encoder")
 
 All data problems are found before any model is built. The Trainer runs the epochs, evaluates
 on the dev file after each, and `SaveBest` writes the model (with its tokenizer) into the output
-folder whenever the dev macro-F1 improves. The folder is replaced as a whole, with Ctrl-C held
-back while it is, so an interrupted run leaves the last saved checkpoint intact.
+folder whenever the dev macro-F1 (over sentences, for the sentence task) improves. The folder is
+replaced as a whole, with Ctrl-C held back while it is, so an interrupted run leaves the last saved
+checkpoint intact.
 """
 
 from __future__ import annotations
@@ -21,19 +24,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import IntervalStrategy
 
-from .data.documents import DataError, read_documents
+from .data.documents import DataError, read_documents, read_sentence_documents
 from .models.segment_encoding import bf16_autocast_default
 from .tasks.classification import LabelSpace, classification_metrics, probabilities
-from .tasks.families import get_family
+from .tasks.families import FAMILIES, get_family
+from .tasks.sentences import encode_sentence_labels, scored_sentences, sentence_label_space
 
 BEST_METRIC = "macro_f1"
 TRAINING_REPORT = "training_report.json"
-ENCODER_PREFIXES = ("encoder.", "longformer.")  # parameter names of the pretrained encoder in every family
+# parameter names of the pretrained encoder in every family (HAT: hi_transformer.)
+ENCODER_PREFIXES = ("encoder.", "longformer.", "hi_transformer.")
+TASKS = ("classification", "sentences")
 
 
 @dataclass
@@ -84,6 +91,13 @@ def train_classifier(
     cache_dir: str | os.PathLike | None = None,
     config_overrides: dict | None = None,
     head_warmup: bool = True,
+    task: str = "classification",
+    sentences_column: str = "sentences",
+    layout: str | None = None,
+    max_sentences: int | None = None,
+    max_sentence_size: int | None = None,
+    segmentation: str | None = None,
+    truncate: bool = False,
 ) -> TrainingResult:
     """Train a `family` classifier on `train` (JSON lines or CSV), keep the best on `validation`,
     save it to `output`; returns the dev scores of the saved model. `config_overrides` sets other
@@ -92,16 +106,44 @@ def train_classifier(
     Fine-tuning (no `freeze_encoder`) of a family that can read cached segment vectors runs in two
     stages unless `head_warmup` is False: the layers above the encoder first learn on the frozen
     encoder's vectors (the family's frozen defaults), then everything fine-tunes from the best of
-    them at `learning_rate`. The fine-tuned model is kept only where it beats the warmed-up one."""
+    them at `learning_rate`. The fine-tuned model is kept only where it beats the warmed-up one.
+
+    `family="hat"` converts `model` into a HAT (unless it is one) of `max_sentences` segments of
+    `max_sentence_size` tokens with the `layout` of segment-wise / cross-segment layers; documents
+    are cut by `segmentation` ("greedy" sentences packed into segments, or "uniform" chunks); a
+    document with more segments is an error unless `truncate` (then a warning says how much is cut).
+    `task="sentences"` (HAT only) trains one label per sentence on files of
+    `{"sentences": [...], "label": [one per sentence]}` lines (`sentences_column`, `label_column`);
+    each sentence is one segment and the dev metrics are over sentences."""
     start = time.perf_counter()
     if model is None:
         raise ValueError("give the encoder to start from: model='path/to/checkpoint' (--model)")
     handler = get_family(family)
-    train_documents = read_documents(train, text_column, label_column)
-    dev_documents = read_documents(validation, text_column, label_column)
-    space = LabelSpace.from_documents(train_documents, multi_label)
-    train_targets = [space.encode(d, "the training data") for d in train_documents]
-    dev_targets = [space.encode(d, "the training data") for d in dev_documents]
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; classifiers train {', '.join(TASKS)}")
+    if task not in handler.tasks:
+        able = [name for name, f in FAMILIES.items() if task in f.tasks]
+        raise ValueError(f"--task {task} is not trained by --family {family}: use --family {' or '.join(able)}")
+    hat_options = dict(task=task, layout=layout, max_sentences=max_sentences, max_sentence_size=max_sentence_size,
+                       segmentation=segmentation, truncate=truncate)
+    handler.check_options(dict(chunk_size=chunk_size, stride=stride, pooling=pooling, chunk_pooling=chunk_pooling,
+                               max_segments=max_segments, max_length=max_length, **hat_options))
+    if task == "sentences":
+        train_documents = read_sentence_documents(train, sentences_column, label_column)
+        dev_documents = read_sentence_documents(validation, sentences_column, label_column)
+        space = sentence_label_space(train_documents, multi_label)
+        train_targets = [encode_sentence_labels(space, d, "the training data") for d in train_documents]
+        dev_targets = [encode_sentence_labels(space, d, "the training data") for d in dev_documents]
+        train_inputs, dev_inputs = ([list(d.sentences) for d in docs] for docs in (train_documents, dev_documents))
+    else:
+        train_documents = read_documents(train, text_column, label_column)
+        dev_documents = read_documents(validation, text_column, label_column)
+        space = LabelSpace.from_documents(train_documents, multi_label)
+        train_targets = [space.encode(d, "the training data") for d in train_documents]
+        dev_targets = [space.encode(d, "the training data") for d in dev_documents]
+        train_inputs, dev_inputs = ([d.text for d in docs] for docs in (train_documents, dev_documents))
+    handler.check_documents(str(model), train_inputs + dev_inputs, [d.source for d in train_documents + dev_documents],
+                            dict(max_length=max_length, **hat_options))
     defaults = handler.defaults(freeze_encoder)
     epochs = defaults.epochs if epochs is None else epochs
     learning_rate = defaults.learning_rate if learning_rate is None else learning_rate
@@ -119,18 +161,26 @@ def train_classifier(
     options = dict(
         freeze_encoder=freeze_encoder, chunk_size=chunk_size, stride=stride, pooling=pooling,
         chunk_pooling=chunk_pooling, max_segments=max_segments, max_length=max_length, threshold=threshold,
-        cache_dir=cache_dir, bf16=bf16, config_overrides=config_overrides or {},
+        cache_dir=cache_dir, bf16=bf16, config_overrides=config_overrides or {}, **hat_options,
     )
     with tempfile.TemporaryDirectory(prefix="longdoc-train-") as work_dir:
         options["work_dir"] = work_dir
         classifier, tokenizer = handler.build(str(model), space, options)
         classifier.to(device)
-        print(f"{family} classifier on {model}: {len(train_documents)} training and {len(dev_documents)} dev "
-              f"documents, {len(space.names)} labels ({space.problem_type.replace('_', ' ')})", flush=True)
-        train_items = handler.training_items(classifier, tokenizer, [d.text for d in train_documents], train_targets,
-                                             {**options, "progress": "encoding training segments"})
-        dev_items = handler.training_items(classifier, tokenizer, [d.text for d in dev_documents], dev_targets,
-                                           {**options, "progress": "encoding dev segments"})
+        if task == "sentences":
+            counts = [sum(len(d.sentences) for d in docs) for docs in (train_documents, dev_documents)]
+            print(f"{family} sentence classifier on {model}: {len(train_documents)} training documents ({counts[0]} "
+                  f"sentences) and {len(dev_documents)} dev documents ({counts[1]} sentences), {len(space.names)} "
+                  f"labels ({space.problem_type.replace('_', ' ')})", flush=True)
+        else:
+            print(f"{family} classifier on {model}: {len(train_documents)} training and {len(dev_documents)} dev "
+                  f"documents, {len(space.names)} labels ({space.problem_type.replace('_', ' ')})", flush=True)
+        train_items = handler.training_items(classifier, tokenizer, train_inputs, train_targets,
+                                             {**options, "progress": "encoding training segments",
+                                              "sources": [d.source for d in train_documents]})
+        dev_items = handler.training_items(classifier, tokenizer, dev_inputs, dev_targets,
+                                           {**options, "progress": "encoding dev segments",
+                                            "sources": [d.source for d in dev_documents]})
         frozen = bool(getattr(classifier.config, "freeze_encoder", False))
         warmup = None
         if not frozen and head_warmup:
@@ -139,8 +189,10 @@ def train_classifier(
                                               (dev_items, "head warm-up: encoding dev segments"))]
             warmup = None if warmup[0] is None else warmup
         if not frozen and device == "cpu":
+            faster = ("--freeze-encoder trains in minutes instead" if _can_freeze(handler) else
+                      "a segment family with --freeze-encoder trains in minutes instead")
             print(f"fine-tuning the encoder on the CPU: every epoch reads {_item_tokens(train_items):,} tokens through "
-                  f"the encoder and back ({epochs} epochs); --freeze-encoder trains in minutes instead", flush=True)
+                  f"the encoder and back ({epochs} epochs); {faster}", flush=True)
         save_best = SaveBest(output, tokenizer)
         fit = _Fit(handler, classifier, tokenizer, space, save_best, work_dir, device, seed)
         interrupted = False
@@ -175,7 +227,7 @@ def train_classifier(
         interrupted=interrupted,
     )
     if save_best.best_epoch is not None:
-        report = {**result.__dict__, "train_file": str(train), "validation_file": str(validation),
+        report = {**result.__dict__, "task": task, "train_file": str(train), "validation_file": str(validation),
                   "model_source": str(model), "epochs": epochs, "learning_rate": learning_rate,
                   "batch_size": batch_size, "seed": seed}
         (output / TRAINING_REPORT).write_text(json.dumps(report, indent=1, default=str))
@@ -241,6 +293,15 @@ def _encoder_frozen(model):
             parameter.requires_grad_(True)
 
 
+def _can_freeze(handler) -> bool:
+    """Whether the family trains with a frozen encoder (--freeze-encoder)."""
+    try:
+        handler.defaults(True)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_positive(**values) -> None:
     for name, value in values.items():
         if value <= 0:
@@ -260,8 +321,11 @@ def _optimizer(model, learning_rate: float, defaults) -> torch.optim.Optimizer:
 
 def _metrics(prediction, space: LabelSpace, config) -> dict:
     logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    gold = prediction.label_ids
+    if np.ndim(logits) == 3:  # one row per segment: the sentence task, scored over the real sentences
+        gold, logits = scored_sentences(logits, gold, space.multi_label)
     probs = probabilities(logits, space.multi_label)
-    metrics = classification_metrics(prediction.label_ids, probs, space, getattr(config, "threshold", 0.5))
+    metrics = classification_metrics(gold, probs, space, getattr(config, "threshold", 0.5))
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
 
 
@@ -353,5 +417,11 @@ __all__ = ["DataError", "TrainingResult", "train_classifier", "save_model_folder
 
 
 def _item_tokens(items: list[dict]) -> int:
-    """Tokens the encoder reads for these training items (segments or one sequence each)."""
-    return sum(sum(len(s) for s in item["segments"]) if "segments" in item else len(item.get("input_ids", ())) for item in items)
+    """Tokens the encoder reads for these training items (segments, one sequence, or HAT segments with
+    their padding masked out)."""
+    def tokens(item):
+        if "segments" in item:
+            return sum(len(s) for s in item["segments"])
+        return sum(item["attention_mask"]) if "attention_mask" in item else len(item.get("input_ids", ()))
+
+    return sum(tokens(item) for item in items)

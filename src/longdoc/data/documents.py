@@ -126,3 +126,92 @@ def _labels(value, where: str, label_column: str) -> tuple[str, ...]:
     if not isinstance(value, list) and not labels:
         raise DataError(f"{where}: empty label in {label_column!r}")
     return tuple(labels)
+
+
+# --- one label per sentence ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SentenceDocument:
+    """A document given as its sentences, with one label (or, multi-label, a list of labels) per sentence."""
+
+    sentences: tuple[str, ...]
+    labels: tuple[tuple[str, ...], ...] | None  # per sentence; None: the file has no label column
+    source: str  # "file:line"
+    id: str | None = None
+
+
+def read_sentence_documents(
+    path: str | os.PathLike,
+    sentences_column: str = "sentences",
+    label_column: str = "label",
+    require_labels: bool = True,
+) -> list[SentenceDocument]:
+    """All documents of a JSON-lines (or CSV/TSV) file of `{"sentences": [str, ...], "label": [label, ...]}`
+    records: one label per sentence, or a list of labels per sentence for multi-label data."""
+    documents = []
+    for where, record in read_records(path):
+        documents.append(_sentence_document(record, where, sentences_column, label_column, require_labels))
+    if not documents:
+        raise DataError(f"{path}: the file holds no documents; write one document per line")
+    return documents
+
+
+def _json_list(value):
+    """A CSV cell holding a JSON list, as the list (anything else as it is)."""
+    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            pass
+    return value
+
+
+def _sentence_document(record: dict, where: str, sentences_column: str, label_column: str,
+                       require_labels: bool) -> SentenceDocument:
+    if sentences_column not in record:
+        raise DataError(
+            f"{where}: no {sentences_column!r} column (columns: {', '.join(map(str, record)) or 'none'}); each line "
+            f'must be like {{"{sentences_column}": ["first sentence", ...], "{label_column}": ["label", ...]}} '
+            f"(name the column with --sentences-column)"
+        )
+    sentences = _json_list(record[sentences_column])
+    if not isinstance(sentences, list) or not all(isinstance(s, str) for s in sentences):
+        raise DataError(f"{where}: {sentences_column!r} must be a list of strings (one per sentence), got "
+                        f"{type(sentences).__name__}")
+    if not sentences or not any(s.strip() for s in sentences):
+        raise DataError(f"{where}: empty document (the {sentences_column!r} list has no text); remove the line")
+    labels = None
+    if label_column in record and record[label_column] is not None:
+        value = _json_list(record[label_column])
+        if not isinstance(value, list):
+            raise DataError(f"{where}: {label_column!r} must be a list with one label per sentence, got {value!r}")
+        if len(value) != len(sentences):
+            raise DataError(
+                f"{where}: {len(sentences)} sentences but {len(value)} labels in {label_column!r}; give exactly one "
+                f"label per sentence (a list of labels per sentence for multi-label data)"
+            )
+        labels = tuple(_sentence_labels(item, f"{where}: sentence {index + 1}", label_column)
+                       for index, item in enumerate(value))
+    elif require_labels:
+        raise DataError(
+            f"{where}: no {label_column!r} column (columns: {', '.join(map(str, record))}); "
+            f"name the label column with --label-column"
+        )
+    identifier = record.get("id")
+    return SentenceDocument(tuple(sentences), labels, where, None if identifier is None else str(identifier))
+
+
+def _sentence_labels(value, where: str, label_column: str) -> tuple[str, ...]:
+    """One sentence's labels: a label, or a list of labels (possibly empty: none apply)."""
+    values = value if isinstance(value, list) else [value]
+    labels = []
+    for item in values:
+        if isinstance(item, (dict, list, bool, float)) or item is None:
+            raise DataError(f"{where}: {label_column!r} of a sentence must be a label (string or integer) or a list "
+                            f"of labels, got {value!r}")
+        text = str(item).strip()
+        if not text:
+            raise DataError(f"{where}: empty label in {label_column!r}")
+        labels.append(text)
+    return tuple(labels)

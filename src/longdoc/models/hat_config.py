@@ -89,6 +89,10 @@ class HATConfig(PretrainedConfig):
       (max; last for multiple choice). A head records its choice here, so a saved attentive pooler
       reloads as one. (Not named `pooling`: the authors' code takes `pooling=` as a constructor
       argument, and `from_pretrained` would route it into a config field of that name instead.)
+    - `pool_empty_segments`: True (the reference) pools every segment slot of the input, empty ones
+      included, so a document's logits depend on how far it was padded; False pools only its real
+      segments (`last` = its last real segment, `attentive` masked), the same in any batch. The
+      classifiers `longdoc train --family hat` builds use False.
     - `legacy_segment_positions`: the published checkpoints were trained before a fix in the authors'
       code after which segment positions reach the cross-segment encoder; True reproduces the old
       behaviour (no segment positions at all). Default False: the fixed behaviour of the reference.
@@ -121,6 +125,7 @@ class HATConfig(PretrainedConfig):
         use_cache=True,
         classifier_dropout=None,
         segment_pooling=None,
+        pool_empty_segments=True,
         legacy_segment_positions=False,
         relative_attention_num_buckets=None,
         tie_word_embeddings=True,
@@ -163,6 +168,7 @@ class HATConfig(PretrainedConfig):
         self.use_cache = use_cache
         self.classifier_dropout = classifier_dropout
         self.segment_pooling = segment_pooling
+        self.pool_empty_segments = bool(pool_empty_segments)
         self.legacy_segment_positions = bool(legacy_segment_positions)
         self.relative_attention_num_buckets = relative_attention_num_buckets
         self.validate_hat()

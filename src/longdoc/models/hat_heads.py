@@ -37,15 +37,18 @@ SentenceClassifierOutput = HATOutput
 
 
 class AttentivePooling(nn.Module):
-    """A learned softmax over the segments (all of them, as the reference)."""
+    """A learned softmax over the segments (every slot, as the reference, or only the real ones)."""
 
     def __init__(self, config):
         super().__init__()
         self.lin_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.v = nn.Linear(config.hidden_size, 1, bias=False)
 
-    def forward(self, heads: torch.Tensor) -> torch.Tensor:
-        weights = torch.tanh(self.v(self.lin_proj(heads))).squeeze(-1).softmax(-1)  # (B, N)
+    def forward(self, heads: torch.Tensor, real_segments: torch.Tensor | None = None) -> torch.Tensor:
+        scores = torch.tanh(self.v(self.lin_proj(heads))).squeeze(-1)  # (B, N)
+        if real_segments is not None:
+            scores = scores.masked_fill(~real_segments, float("-inf"))
+        weights = scores.softmax(-1)
         return (weights.unsqueeze(-1) * heads).sum(1)  # (B, C)
 
 
@@ -60,15 +63,30 @@ class HATPooler(nn.Module):
         if pooling == "attentive":
             self.attentive_pooling = AttentivePooling(config)
 
-    def forward(self, sequence: torch.Tensor) -> torch.Tensor:
+    def forward(self, sequence: torch.Tensor, real_segments: torch.Tensor | None = None) -> torch.Tensor:
+        """sequence (B, N * L, C); real_segments (B, N) bool to pool only those (None: every slot)."""
+        heads = sequence[:, :: self.segment_size]  # (B, N, C)
         if self.pooling == "first":
-            pooled = sequence[:, 0]
+            pooled = heads[:, 0]
         elif self.pooling == "last":
-            pooled = sequence[:, -self.segment_size]  # the last segment slot of the (padded) input
+            if real_segments is None:
+                pooled = heads[:, -1]  # the last slot of the padded input
+            else:  # the running count of real segments first peaks at the last real one
+                pooled = heads[torch.arange(heads.shape[0]), real_segments.long().cumsum(1).argmax(1)]
+        elif self.pooling == "attentive":
+            pooled = self.attentive_pooling(heads, real_segments)
         else:
-            heads = sequence[:, :: self.segment_size]  # (B, N, C)
-            pooled = self.attentive_pooling(heads) if self.pooling == "attentive" else heads.max(dim=1).values
+            if real_segments is not None:
+                heads = heads.masked_fill(~real_segments[..., None], torch.finfo(heads.dtype).min)
+            pooled = heads.max(dim=1).values
         return torch.tanh(self.dense(pooled))  # (B, C)
+
+
+def real_segments(config, attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """(B, N) bool of the segments with a real first token, when the config pools only those."""
+    if config.pool_empty_segments or attention_mask is None:
+        return None
+    return attention_mask[:, :: config.max_sentence_size] != 0
 
 
 class HATSentencizer(nn.Module):
@@ -160,7 +178,8 @@ class HATForSequenceClassification(_HATTask):
                 inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None, return_dict=None):
         out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                            output_attentions, output_hidden_states)
-        logits = self.classifier(self.dropout(self.pooler(out.last_hidden_state)))  # (B, num_labels)
+        pooled = self.pooler(out.last_hidden_state, real_segments(self.config, attention_mask))
+        logits = self.classifier(self.dropout(pooled))  # (B, num_labels)
         loss = None if labels is None else sequence_classification_loss(logits, labels, self.config)
         return _result(return_dict, self.config, SequenceClassifierOutput, loss, {"logits": logits}, out)
 
@@ -229,7 +248,8 @@ class HATForMultipleChoice(_HATTask):
         flat = lambda x: None if x is None else x.reshape(-1, *x.shape[2:])  # (B * choices, ...)
         out = self._encode(flat(input_ids), flat(attention_mask), flat(token_type_ids), flat(position_ids),
                            flat(inputs_embeds), output_attentions, output_hidden_states)
-        logits = self.classifier(self.dropout(self.pooler(out.last_hidden_state))).view(-1, num_choices)
+        pooled = self.pooler(out.last_hidden_state, real_segments(self.config, flat(attention_mask)))
+        logits = self.classifier(self.dropout(pooled)).view(-1, num_choices)
         loss = None if labels is None else F.cross_entropy(logits, labels.to(logits.device))
         return _result(return_dict, self.config, MultipleChoiceOutput, loss, {"logits": logits}, out)
 
