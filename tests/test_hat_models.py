@@ -235,3 +235,14 @@ def test_pooling_only_real_segments_does_not_depend_on_padding(pooling):
         reference_style = model(more_ids, attention_mask=more_mask).logits
     if pooling != "first":
         assert (reference_style - padded).abs().max() > 1e-4
+
+
+def test_config_pooling_chooses_the_pooler(tmp_path):
+    cfg = config(pooling="attentive")
+    assert cfg.segment_pooling == "attentive" and cfg.pooling == "attentive"
+    model = longdoc.HATForSequenceClassification(cfg)
+    assert model.pooler.pooling == "attentive" and hasattr(model.pooler, "attentive_pooling")
+    model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert "pooling" not in saved  # the authors' code takes pooling= as a model argument, not a config field
+    assert longdoc.HATForSequenceClassification.from_pretrained(tmp_path, pooling="last").pooler.pooling == "last"

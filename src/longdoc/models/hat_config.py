@@ -132,6 +132,7 @@ class HATConfig(PretrainedConfig):
         **kwargs,
     ):
         length_alias = kwargs.pop("max_sentence_length", None)
+        segment_pooling = kwargs.pop("pooling", None) or segment_pooling  # the issue's / a user's name
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         if length_alias is not None and max_sentence_size not in (128, length_alias):
             raise ValueError(f"max_sentence_size={max_sentence_size} and max_sentence_length={length_alias} disagree: "
@@ -172,6 +173,15 @@ class HATConfig(PretrainedConfig):
         self.legacy_segment_positions = bool(legacy_segment_positions)
         self.relative_attention_num_buckets = relative_attention_num_buckets
         self.validate_hat()
+
+    @property
+    def pooling(self) -> str | None:
+        """`segment_pooling` under the name `HATConfig(pooling=...)` takes."""
+        return self.segment_pooling
+
+    @pooling.setter
+    def pooling(self, value: str | None) -> None:
+        self.segment_pooling = value
 
     @property
     def max_sentence_length(self) -> int:
