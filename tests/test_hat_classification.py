@@ -327,3 +327,17 @@ def test_the_head_learns_at_the_head_rate(hat):
     assert encoder["lr"] == 5e-5 and head["lr"] == 1e-3
     head_names = {n for n, p in model.named_parameters() if any(p is q for q in head["params"])}
     assert head_names == {"pooler.dense.weight", "pooler.dense.bias", "classifier.weight", "classifier.bias"}
+
+
+@pytest.mark.parametrize("task", ["classification", "sequential-sentence-classification"])
+def test_sentence_files_train_sentence_classification(hat, sentence_data, tmp_path, capsys, task):
+    """Lines of {"sentences": [...], "label": [...]} given to the document task (or the long task name)
+    train the sentence task: the data says what it is."""
+    out = tmp_path / "tagger"
+    code = _train(["--task", task, "--family", "hat", "--model", str(hat), "--train", str(sentence_data["train"]),
+                   "--validation", str(sentence_data["dev"]), "--output", str(out), "--epochs", "1"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "dev (sentences)" in printed
+    assert ("training sequential sentence classification" in printed) == (task == "classification")
+    config = json.loads((out / "config.json").read_text())
+    assert config["architectures"] == ["HATForSequentialSentenceClassification"]

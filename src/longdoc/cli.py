@@ -99,7 +99,8 @@ def add_train_command(subparsers) -> None:
         'trains one label per sentence from lines like {"sentences": ["...", ...], "label": ["...", ...]} '
         "(--family hat; the dev macro-F1 is over sentences).",
     )
-    parser.add_argument("--task", default="classification", choices=["classification", "sentences", "summarization"],
+    parser.add_argument("--task", default="classification", choices=["classification", "sentences", "summarization",
+                                                                      *SENTENCE_TASK_ALIASES],
                         help="what to train (sentences: a label per sentence, with --family hat; summarization: an "
                         "encoder-decoder on text/summary pairs)")
     parser.add_argument("--family", choices=list(FAMILIES),
@@ -162,11 +163,22 @@ def add_column_arguments(parser) -> None:
     parser.add_argument("--label-column", default="label", metavar="NAME", help="field holding the label(s)")
 
 
+SENTENCE_TASK_ALIASES = ("sequential-sentence-classification", "sentence-classification")
+
+
 def run_train(args) -> int:
+    from .data.documents import holds_sentence_lists
     from .train import train_classifier
 
     if args.task == "summarization":
         return run_train_summarization(args)
+    if args.task in SENTENCE_TASK_ALIASES:
+        args.task = "sentences"
+    if (args.task == "classification" and args.family in (None, "hat")
+            and holds_sentence_lists(args.train, args.sentences_column, args.text_column)):
+        print(f"{args.train} holds lists of sentences with a label each ({args.sentences_column!r}, no "
+              f"{args.text_column!r}): training sequential sentence classification (--task sentences)", flush=True)
+        args.task = "sentences"
     family = args.family or ("hat" if args.task == "sentences" else "segment")
     try:
         result = train_classifier(

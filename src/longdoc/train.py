@@ -30,7 +30,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import IntervalStrategy
 
-from .data.documents import DataError, read_documents, read_sentence_documents
+from .data.documents import DataError, holds_sentence_lists, read_documents, read_sentence_documents
 from .models.segment_encoding import bf16_autocast_default
 from .tasks.classification import LabelSpace, classification_metrics, probabilities
 from .tasks.families import FAMILIES, get_family
@@ -119,6 +119,12 @@ def train_classifier(
     if model is None:
         raise ValueError("give the encoder to start from: model='path/to/checkpoint' (--model)")
     handler = get_family(family)
+    task = {"sequential-sentence-classification": "sentences", "sentence-classification": "sentences"}.get(task, task)
+    if task == "classification" and "sentences" in handler.tasks and holds_sentence_lists(train, sentences_column,
+                                                                                        text_column):
+        print(f"{train} holds lists of sentences with a label each: training sequential sentence classification "
+              f"(task='sentences')", flush=True)
+        task = "sentences"
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; classifiers train {', '.join(TASKS)}")
     if task not in handler.tasks:

@@ -157,6 +157,18 @@ def read_sentence_documents(
     return documents
 
 
+def holds_sentence_lists(path: str | os.PathLike, sentences_column: str = "sentences",
+                         text_column: str = "text") -> bool:
+    """Whether the file's first record is a pre-split document (a list under `sentences_column`,
+    no `text_column`): what sequential sentence classification reads."""
+    try:
+        for _, record in read_records(path):
+            return text_column not in record and isinstance(_json_list(record.get(sentences_column)), list)
+    except DataError:
+        return False
+    return False
+
+
 def _json_list(value):
     """A CSV cell holding a JSON list, as the list (anything else as it is)."""
     if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
