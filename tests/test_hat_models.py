@@ -246,3 +246,15 @@ def test_config_pooling_chooses_the_pooler(tmp_path):
     saved = json.loads((tmp_path / "config.json").read_text())
     assert "pooling" not in saved  # the authors' code takes pooling= as a model argument, not a config field
     assert longdoc.HATForSequenceClassification.from_pretrained(tmp_path, pooling="last").pooler.pooling == "last"
+
+
+def test_layout_keyword_is_the_encoder_layout():
+    cfg = longdoc.HATConfig(layout="S|SD|D", hidden_size=32, num_attention_heads=4)
+    assert cfg.num_hidden_layers == 3 and cfg.encoder_layout["1"] == {"sentence_encoder": True,
+                                                                    "document_encoder": True}
+    cfg.layout = "SD|S|D"
+    assert cfg.layers[0] == (True, True)
+    with pytest.raises(ValueError, match="has 2 layers but this model has 3"):
+        cfg.layout = "S|SD"
+    with pytest.raises(ValueError, match="give the layout once"):
+        longdoc.HATConfig(layout="S|SD", encoder_layout="S|SD")

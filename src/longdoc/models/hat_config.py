@@ -133,6 +133,11 @@ class HATConfig(PretrainedConfig):
     ):
         length_alias = kwargs.pop("max_sentence_length", None)
         segment_pooling = kwargs.pop("pooling", None) or segment_pooling  # the issue's / a user's name
+        if kwargs.get("layout") is not None:  # HATConfig(layout="S|SD") names the same thing
+            if encoder_layout is not None:
+                raise ValueError("give the layout once: layout= or encoder_layout=, not both")
+            encoder_layout = kwargs.pop("layout")
+        kwargs.pop("layout", None)
         super().__init__(pad_token_id=pad_token_id, **kwargs)
         if length_alias is not None and max_sentence_size not in (128, length_alias):
             raise ValueError(f"max_sentence_size={max_sentence_size} and max_sentence_length={length_alias} disagree: "
@@ -195,6 +200,14 @@ class HATConfig(PretrainedConfig):
     @property
     def layout(self) -> str:
         return layout_string(self.layers)
+
+    @layout.setter
+    def layout(self, value) -> None:
+        layers = parse_layout(value)
+        if len(layers) != self.num_hidden_layers:
+            raise ValueError(f"the layout {layout_string(layers)!r} has {len(layers)} layers but this model has "
+                             f"{self.num_hidden_layers}: give one layer kind per layer")
+        self.encoder_layout = layout_dict(layers)
 
     def validate_hat(self) -> None:
         if self.max_sentence_size < 2:
