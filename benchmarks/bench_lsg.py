@@ -44,7 +44,6 @@ import gc
 import math
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -368,16 +367,7 @@ def measure_memory(rows: list[Row], args, settings: Settings, checkpoint_dir: Pa
             print(f"memory {row.case} T={row.seq_len} {row.impl}: {error}", flush=True)
             return error
 
-    with ThreadPoolExecutor(max_workers=max(1, args.memory_jobs)) as pool:
-        results = list(pool.map(probe, measured))
-    methods = set()
-    for row, result in zip(measured, results):
-        if isinstance(result, Exception):
-            row.note = "; ".join(x for x in (row.note, "memory probe failed") if x)
-            continue
-        row.measurement.peak_bytes = result["peak_bytes"]
-        methods.add(result["method"])
-    return ", ".join(sorted(methods)) or "no probe succeeded"
+    return harness.fill_peak_memory(measured, probe, args.memory_jobs)
 
 
 # ---------------------------------------------------------------------------------------------

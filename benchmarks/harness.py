@@ -197,6 +197,24 @@ def measure_peak_memory(workload: Callable[[], object], device: str = "cpu") -> 
     return {"peak_bytes": peaks[method] - base, "method": method}
 
 
+def fill_peak_memory(rows: list, probe, jobs: int = 1) -> str:
+    """Run `probe(row)` (a dict with peak_bytes and method, or an Exception for a failed probe) for
+    every row, `jobs` at a time; store each peak in row.measurement.peak_bytes and note failures
+    on the row. Returns the memory methods used."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        results = list(pool.map(probe, rows))
+    methods = set()
+    for row, result in zip(rows, results):
+        if isinstance(result, Exception):
+            row.note = "; ".join(x for x in (row.note, "memory probe failed") if x)
+            continue
+        row.measurement.peak_bytes = result["peak_bytes"]
+        methods.add(result["method"])
+    return ", ".join(sorted(methods)) or "no probe succeeded"
+
+
 def probe_memory_in_subprocesses(script: str | Path, specs: list[dict], jobs: int = 2) -> list[dict]:
     """Runs `python script --memory-probe JSON` in a fresh interpreter for each spec, `jobs` at a
     time, and returns the dicts the script printed with `report_memory_probe`. Processes do not
