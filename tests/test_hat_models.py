@@ -258,3 +258,16 @@ def test_layout_keyword_is_the_encoder_layout():
         cfg.layout = "S|SD"
     with pytest.raises(ValueError, match="give the layout once"):
         longdoc.HATConfig(layout="S|SD", encoder_layout="S|SD")
+
+
+def test_head_on_cached_segment_states_equals_the_whole_model():
+    """longdoc's head warm-up trains the pooler and classifier on cached segment heads: on them the head
+    must compute what the whole model computes."""
+    ids, mask = documents()
+    for pool_empty in (False, True):
+        model = longdoc.HATForSequenceClassification(config(pool_empty_segments=pool_empty), pooling="max").eval()
+        with torch.no_grad():
+            whole = model(ids, attention_mask=mask).logits
+            heads = model.hi_transformer(ids, attention_mask=mask).last_hidden_state[:, ::SIZE]
+            cached = model(segment_states=heads, segment_mask=mask[:, ::SIZE].bool()).logits
+        torch.testing.assert_close(cached, whole, atol=1e-6, rtol=0)

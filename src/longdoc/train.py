@@ -204,7 +204,7 @@ def train_classifier(
         interrupted = False
         try:
             if warmup is not None:
-                head = handler.defaults(True)
+                head = handler.head_warmup_defaults()
                 print(f"stage 1 of 2, head warm-up: the layers above the encoder learn on its segment vectors "
                       f"({head.epochs} epochs); then stage 2 fine-tunes everything from the best of them", flush=True)
                 save_best.stage = "head warm-up"

@@ -17,7 +17,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..heads import LMHead, sequence_classification_loss, span_loss
-from .hat import HATModel, HATPreTrainedModel
+from .hat import BaseModelOutputWithSentenceAttentions, HATModel, HATPreTrainedModel
 from .hat_config import POOLINGS
 from .outputs import MaskedLMOutput, MultipleChoiceOutput, QuestionAnsweringOutput, TokenClassifierOutput
 from transformers.utils import ModelOutput
@@ -65,7 +65,10 @@ class HATPooler(nn.Module):
 
     def forward(self, sequence: torch.Tensor, real_segments: torch.Tensor | None = None) -> torch.Tensor:
         """sequence (B, N * L, C); real_segments (B, N) bool to pool only those (None: every slot)."""
-        heads = sequence[:, :: self.segment_size]  # (B, N, C)
+        return self.pool_heads(sequence[:, :: self.segment_size], real_segments)
+
+    def pool_heads(self, heads: torch.Tensor, real_segments: torch.Tensor | None = None) -> torch.Tensor:
+        """The same from the segments' first tokens alone, heads (B, N, C)."""
         if self.pooling == "first":
             pooled = heads[:, 0]
         elif self.pooling == "last":
@@ -175,10 +178,18 @@ class HATForSequenceClassification(_HATTask):
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
-                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None, return_dict=None):
-        out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                           output_attentions, output_hidden_states)
-        pooled = self.pooler(out.last_hidden_state, real_segments(self.config, attention_mask))
+                inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None, return_dict=None,
+                segment_states=None, segment_mask=None):
+        """`segment_states` (B, N, C), the segments' first tokens from the encoder's last layer, with
+        `segment_mask` (B, N): the head alone on cached encoder outputs (longdoc's head warm-up)."""
+        if segment_states is not None:
+            real = None if self.config.pool_empty_segments else segment_mask
+            out = BaseModelOutputWithSentenceAttentions()
+            pooled = self.pooler.pool_heads(segment_states, real)
+        else:
+            out = self._encode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                               output_attentions, output_hidden_states)
+            pooled = self.pooler(out.last_hidden_state, real_segments(self.config, attention_mask))
         logits = self.classifier(self.dropout(pooled))  # (B, num_labels)
         loss = None if labels is None else sequence_classification_loss(logits, labels, self.config)
         return _result(return_dict, self.config, SequenceClassifierOutput, loss, {"logits": logits}, out)

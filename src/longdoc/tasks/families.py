@@ -95,6 +95,10 @@ class ClassifierFamily(ABC):
         the family has no such stage."""
         return None
 
+    def head_warmup_defaults(self) -> TrainingDefaults:
+        """Hyper-parameters of the head warm-up stage (by default the family's frozen-encoder ones)."""
+        return self.defaults(True)
+
     @abstractmethod
     def collate(self, model, tokenizer):
         """A function that turns a list of items into a model batch."""
@@ -102,7 +106,8 @@ class ClassifierFamily(ABC):
     @staticmethod
     def item_length(item: dict) -> int:
         """What a document costs to batch (its segments or tokens), to group alike ones."""
-        return len(next(item[key] for key in ("segments", "segment_embeddings", "input_ids") if key in item))
+        keys = ("segments", "segment_embeddings", "segment_states", "input_ids")
+        return len(next(item[key] for key in keys if key in item))
 
     @abstractmethod
     def predict(self, model, tokenizer, texts: list[str], explain: bool = False, bf16: bool | None = None,

@@ -274,6 +274,40 @@ class HATFamily(ClassifierFamily):
             items.append({"input_ids": document.input_ids, "attention_mask": document.attention_mask, "labels": labels})
         return items
 
+    def head_warmup_defaults(self) -> TrainingDefaults:
+        return TrainingDefaults(epochs=40, learning_rate=1e-3, batch_size=16)
+
+    @torch.inference_mode()
+    def head_warmup_items(self, model, tokenizer, items, options):
+        """Document classification: each document's segment heads (the first tokens' states after the
+        last layer) from the encoder as it is, so the pooler and classifier first learn on them alone;
+        the sentence task has no such stage."""
+        from tqdm.auto import tqdm
+
+        if _sentence_model(model):
+            return None
+        bf16 = options.get("bf16")
+        bf16 = bf16_autocast_default(model.device) if bf16 is None else bf16
+        collate = self.collate(model, tokenizer)
+        size = model.config.max_sentence_size
+        order = sorted(range(len(items)), key=lambda i: -len(items[i]["input_ids"]))
+        batches = [order[i: i + 8] for i in range(0, len(order), 8)]
+        states = [None] * len(items)
+        was_training = model.training
+        model.eval()
+        try:
+            with autocast_context(model.device, bf16):
+                for batch in tqdm(batches, desc=options.get("progress"), disable=options.get("progress") is None):
+                    inputs = collate([items[i] for i in batch])
+                    inputs.pop("labels", None)
+                    out = model.hi_transformer(**{k: v.to(model.device) for k, v in inputs.items()})
+                    heads = out.last_hidden_state[:, ::size].float().cpu()  # (b, N, C)
+                    for row, index in enumerate(batch):
+                        states[index] = heads[row, : len(items[index]["input_ids"]) // size].clone()
+        finally:
+            model.train(was_training)
+        return [{"segment_states": state, "labels": item["labels"]} for state, item in zip(states, items)]
+
     def collate(self, model, tokenizer):
         config = model.config
         pad, size = tokenizer.pad_token_id, config.max_sentence_size
@@ -281,6 +315,12 @@ class HATFamily(ClassifierFamily):
         multi_label = config.problem_type == MULTI_LABEL
 
         def collate(items):
+            if "segment_states" in items[0]:  # head warm-up: cached segment heads
+                counts = torch.tensor([len(item["segment_states"]) for item in items])
+                real = torch.arange(int(counts.max()))[None, :] < counts[:, None]  # (B, N)
+                states = torch.zeros(len(items), real.shape[1], items[0]["segment_states"].shape[-1])
+                states[real] = torch.cat([item["segment_states"] for item in items])
+                return _with_labels({"segment_states": states, "segment_mask": real}, items)
             longest = max(len(item["input_ids"]) for item in items)
             ids = torch.full((len(items), longest), pad, dtype=torch.long)
             mask = torch.zeros((len(items), longest), dtype=torch.long)
