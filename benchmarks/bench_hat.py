@@ -158,18 +158,9 @@ def parameter_count(model: torch.nn.Module) -> str:
 # Rows
 
 
-@dataclass
-class Row:
-    """One implementation on one case and length."""
-
-    case: str
-    seq_len: int
-    impl: str
-    measurement: harness.Measurement | None
-    rounds: int = 0
-    note: str = ""
-    speed_ratio: float | None = None  # tokens/s over longformer's (same case and length)
-    memory_ratio: float | None = None  # peak memory over longformer's
+class Row(harness.ImplRow):
+    peer_column = "longformer"
+    gflop_pattern = "{:.2f}"
 
     def target(self) -> str:
         """'met' / 'MISSED' against the case's targets (hat rows only)."""
@@ -183,21 +174,6 @@ class Row:
         speed = verdict(self.speed_ratio, self.speed_ratio is not None and self.speed_ratio >= goals["speed"])
         memory = verdict(self.memory_ratio, self.memory_ratio is not None and self.memory_ratio < goals["memory"])
         return f"speed>={goals['speed']}x {speed}, mem<{goals['memory']}x {memory}"
-
-    def values(self) -> dict:
-        m = self.measurement
-        return {
-            "case": self.case, "seq_len": self.seq_len, "impl": self.impl, "rounds": self.rounds,
-            "s_per_call": fmt(m and m.seconds, "{:.4g}"),
-            "tokens_per_s": fmt(m and m.tokens_per_s, "{:.1f}"),
-            "mfu_pct": fmt(m and 100 * m.mfu, "{:.2f}"),
-            "peak_mib": fmt(m and m.peak_mib, "{:.1f}"),
-            "gflop_per_call": fmt(m and m.flops / 1e9, "{:.2f}"),
-            "speed_vs_longformer": fmt(self.speed_ratio, "{:.2f}"),
-            "memory_vs_longformer": fmt(self.memory_ratio, "{:.2f}"),
-            "target": self.target(),
-            "note": self.note,
-        }
 
 
 def target_summary(rows: list[Row]) -> list[str]:

@@ -34,7 +34,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import psutil
 import torch
@@ -429,6 +429,43 @@ class Comparison:
         return row
 
 
+@dataclass
+class ImplRow:
+    """One implementation on one case and length, with its speed and memory over the peer row of
+    the same case and length (`fill_ratios`). A benchmark subclasses it to name its peer's CSV
+    columns (`peer_column`) and to say what meets its targets (`target`)."""
+
+    case: str
+    seq_len: int
+    impl: str
+    measurement: Measurement | None
+    rounds: int = 0
+    note: str = ""
+    speed_ratio: float | None = None  # tokens/s over the peer's (same case and length)
+    memory_ratio: float | None = None  # peak memory over the peer's
+
+    peer_column: ClassVar[str] = "peer"
+    gflop_pattern: ClassVar[str] = "{:.1f}"
+
+    def target(self) -> str:
+        return ""
+
+    def values(self) -> dict:
+        m = self.measurement
+        return {
+            "case": self.case, "seq_len": self.seq_len, "impl": self.impl, "rounds": self.rounds,
+            "s_per_call": format_value(m and m.seconds, "{:.4g}"),
+            "tokens_per_s": format_value(m and m.tokens_per_s, "{:.1f}"),
+            "mfu_pct": format_value(m and 100 * m.mfu, "{:.2f}"),
+            "peak_mib": format_value(m and m.peak_mib, "{:.1f}"),
+            "gflop_per_call": format_value(m and m.flops / 1e9, self.gflop_pattern),
+            f"speed_vs_{self.peer_column}": format_value(self.speed_ratio, "{:.2f}"),
+            f"memory_vs_{self.peer_column}": format_value(self.memory_ratio, "{:.2f}"),
+            "target": self.target(),
+            "note": self.note,
+        }
+
+
 def format_value(value, pattern: str) -> str:
     """`pattern` applied to `value`; "" for a missing value (None, False or NaN)."""
     if value is None or value is False or (isinstance(value, float) and math.isnan(value)):
@@ -521,14 +558,7 @@ def plot_comparisons(comparisons: list[Comparison], path: Path, title: str, peer
         ratios.bar([i + offset for i in x], values, width=0.4, color=colour, label=name)
     ratios.axhline(1.0, color="black", linewidth=0.8)
     ratios.set_title("ours / peer")
-    for ax in axes.flat:
-        ax.set_xticks(x, labels, fontsize=7, rotation=30, ha="right")
-        ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish_plot(fig, axes, x, labels, title, path)
 
 
 def fill_ratios(rows: list, reference: str) -> None:
@@ -592,8 +622,15 @@ def plot_impl_rows(rows: list, path: Path, title: str, colours: dict[str, str], 
             ratios.hlines(goals["memory"], i, i + 0.4, colors="indigo", linestyles="--")
     ratios.axhline(1.0, color="black", linewidth=0.8)
     ratios.set_title(f"{subject} / {reference} (dashed: targets)")
+    _finish_plot(fig, axes, x, [f"{case} {seq_len}" for case, seq_len in keys], title, path)
+
+
+def _finish_plot(fig, axes, x, labels: list[str], title: str, path: Path) -> None:
+    """Case labels under every panel, grids and legends, the title; written to `path`."""
+    import matplotlib.pyplot as plt
+
     for ax in axes.flat:
-        ax.set_xticks(x, [f"{case} {seq_len}" for case, seq_len in keys], fontsize=7, rotation=30, ha="right")
+        ax.set_xticks(x, labels, fontsize=7, rotation=30, ha="right")
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title)

@@ -20,18 +20,10 @@ fmt = harness.format_value  # "" for None or NaN (bart_generate: FLOPs not count
 
 
 @dataclass
-class Row:
-    """One implementation on one case and length."""
-
-    case: str
-    seq_len: int
-    impl: str
-    measurement: harness.Measurement | None
-    rounds: int = 0
-    note: str = ""
+class Row(harness.ImplRow):
     digest: list | None = None
-    speed_ratio: float | None = None  # tokens/s over lsg-converter's (same case and length)
-    memory_ratio: float | None = None  # peak memory over lsg-converter's
+
+    peer_column = "lsg_converter"
 
     def target(self) -> str:
         """'met' / 'MISSED' against the case's targets (ours rows only)."""
@@ -46,21 +38,6 @@ class Row:
             ok = self.memory_ratio is not None and self.memory_ratio <= goals["memory"]
             parts.append(f"mem<={goals['memory']}x " + ("met" if ok else "MISSED" if self.memory_ratio else "n/a"))
         return ", ".join(parts)
-
-    def values(self) -> dict:
-        m = self.measurement
-        return {
-            "case": self.case, "seq_len": self.seq_len, "impl": self.impl, "rounds": self.rounds,
-            "s_per_call": fmt(m and m.seconds, "{:.4g}"),
-            "tokens_per_s": fmt(m and m.tokens_per_s, "{:.1f}"),
-            "mfu_pct": fmt(m and 100 * m.mfu, "{:.2f}"),
-            "peak_mib": fmt(m and m.peak_mib, "{:.1f}"),
-            "gflop_per_call": fmt(m and m.flops / 1e9, "{:.1f}"),
-            "speed_vs_lsg_converter": fmt(self.speed_ratio, "{:.2f}"),
-            "memory_vs_lsg_converter": fmt(self.memory_ratio, "{:.2f}"),
-            "target": self.target(),
-            "note": self.note,
-        }
 
 
 def fill_ratios(rows: list[Row]) -> None:
