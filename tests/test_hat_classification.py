@@ -101,6 +101,12 @@ def test_document_classifier_from_python(document_model, data):
     together = classifier.predict(texts)
     alone = classifier.predict(texts[3])[0]
     assert together[3].scores == pytest.approx(alone.scores, abs=1e-5)
+    # with the reference's pooling (empty segments read) documents are batched only with their like
+    classifier.model.config.pool_empty_segments = True
+    short = "w10 w11 w12"  # one segment: batched with longer documents it would be padded with empty ones
+    together, alone = classifier.predict(texts + [short]), classifier.predict(short)[0]
+    assert together[-1].scores == pytest.approx(alone.scores, abs=1e-5)
+    classifier.model.config.pool_empty_segments = False
     assert classifier.predict("w10 w11 w12")[0].labels  # a one-segment document
     with pytest.raises(ValueError, match="explanations are not available for HAT"):
         classifier.predict(texts[0], explain=True)

@@ -17,7 +17,12 @@ from ..data.documents import DataError
 from ..data.hat_segments import HATSegments
 from ..data.hat_segments import segment_documents as segment_hat_documents
 from ..models.hat_config import POOLINGS
-from ..models.segment_encoding import DEFAULT_BATCH_TOKENS, autocast_context, bf16_autocast_default
+from ..models.segment_encoding import (
+    DEFAULT_BATCH_TOKENS,
+    autocast_context,
+    bf16_autocast_default,
+    length_sorted_batches,
+)
 from .classification import MULTI_LABEL
 from .families import ClassifierFamily, Predictions, TrainingDefaults, _with_labels, check_pooling, encoder_max_tokens
 from .sentences import pad_sentence_targets
@@ -290,8 +295,7 @@ class HATFamily(ClassifierFamily):
         bf16 = bf16_autocast_default(model.device) if bf16 is None else bf16
         collate = self.collate(model, tokenizer)
         size = model.config.max_sentence_size
-        order = sorted(range(len(items)), key=lambda i: -len(items[i]["input_ids"]))
-        batches = [order[i: i + 8] for i in range(0, len(order), 8)]
+        batches = length_sorted_batches([len(item["input_ids"]) for item in items], DEFAULT_BATCH_TOKENS)
         states = [None] * len(items)
         was_training = model.training
         model.eval()
@@ -341,24 +345,21 @@ class HATFamily(ClassifierFamily):
 
     @torch.inference_mode()
     def _logits(self, model, tokenizer, documents: list[HATSegments], bf16, progress) -> list[torch.Tensor]:
-        """Each document's logits. Documents are batched only with documents of as many segments: the
-        pooled heads (max, last, attentive) also read the empty segments that pad a shorter document,
-        so padding would make a document's scores depend on the others in its batch."""
+        """Each document's logits, in length-sorted batches."""
         from tqdm.auto import tqdm
 
         from ..data.hat_segments import batch_segments
 
-        order = sorted(range(len(documents)), key=lambda i: -documents[i].num_segments)
-        batches, current = [], []
-        for index in order:
-            length = len(documents[index].input_ids)
-            if current and (documents[current[0]].num_segments != documents[index].num_segments
-                            or length * (len(current) + 1) > DEFAULT_BATCH_TOKENS):
-                batches.append(current)
-                current = []
-            current.append(index)
-        if current:
-            batches.append(current)
+        lengths = [len(d.input_ids) for d in documents]
+        if _sentence_model(model) or not model.config.pool_empty_segments:
+            batches = length_sorted_batches(lengths, DEFAULT_BATCH_TOKENS)
+        else:  # the reference's pooling reads the empty segments that pad a shorter document: batch only
+            # documents of as many segments, so that a document's scores do not depend on its batch
+            groups: dict[int, list[int]] = {}
+            for index, document in enumerate(documents):
+                groups.setdefault(document.num_segments, []).append(index)
+            batches = [[group[i] for i in batch] for group in groups.values()
+                       for batch in length_sorted_batches([lengths[i] for i in group], DEFAULT_BATCH_TOKENS)]
         bf16 = bf16_autocast_default(model.device) if bf16 is None else bf16
         logits = [None] * len(documents)
         model.eval()
