@@ -25,7 +25,7 @@ from transformers.utils import ModelOutput
 from ..attention.lsg_bias import fallback_offsets
 from ..attention.hierarchical import dense_attention, segment_heads, segments_to_tokens, tokens_to_segments
 from .hat_config import HATConfig
-from .layers import EncoderLayer
+from .layers import EncoderLayer, HeadProjections
 
 SEGMENT_TABLE = re.compile(r"^(.*encoder\.layer\.)(\d+)(\.position_embeddings\.weight)$")
 
@@ -82,22 +82,12 @@ class HATEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(x))  # (B, T, C)
 
 
-class HATSelfAttention(nn.Module):
-    """Q/K/V projections around dense attention within one row (a segment, or a document's segments)."""
-
-    def __init__(self, config):
-        super().__init__()
-        self.num_heads = config.num_attention_heads
-        self.head_dim = config.hidden_size // config.num_attention_heads
-        self.dropout = config.attention_probs_dropout_prob
-        self.query, self.key, self.value = (nn.Linear(config.hidden_size, config.hidden_size) for _ in range(3))
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        return x.view(*x.shape[:2], self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
+class HATSelfAttention(HeadProjections):
+    """Dense attention within one row (a segment, or a document's segments)."""
 
     def forward(self, hidden_states: torch.Tensor, is_key: torch.Tensor, output_attentions: bool = False,
                 position_bias: torch.Tensor | None = None):
-        q, k, v = (self._heads(p(hidden_states)) for p in (self.query, self.key, self.value))
+        q, k, v = self.project(hidden_states)
         out, probs = dense_attention(q, k, v, is_key, self.dropout if self.training else 0.0, output_attentions,
                                      position_bias)
         return out.transpose(1, 2).reshape(hidden_states.shape), probs  # (B, T, C), (B, H, T, T) | None

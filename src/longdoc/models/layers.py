@@ -28,6 +28,24 @@ class SelfOutput(nn.Module):
         return self.LayerNorm(out.add_(residual))  # in place: one activation-sized allocation less
 
 
+class HeadProjections(nn.Module):
+    """The query/key/value projections of a self-attention, split into heads. A family's attention
+    module subclasses it and runs its own kernel on `project(hidden_states)`."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.dropout = config.attention_probs_dropout_prob
+        self.query, self.key, self.value = (nn.Linear(config.hidden_size, config.hidden_size) for _ in range(3))
+
+    def project(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, T, C) -> q, k, v, each (B, H, T, D)."""
+        batch, length = hidden_states.shape[:2]
+        return tuple(p(hidden_states).view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
+                     for p in (self.query, self.key, self.value))
+
+
 class AttentionBlock(nn.Module):
     def __init__(self, config, self_attention: nn.Module):
         super().__init__()

@@ -19,7 +19,7 @@ from transformers import BertConfig, PreTrainedModel, RobertaConfig
 
 from ..attention.lsg import lsg_attention
 from ..attention.lsg_pattern import LSGGeometry, LSGPattern, MAX_GLOBAL_TOKENS
-from .layers import EncoderLayer, Pooler, roberta_position_ids
+from .layers import EncoderLayer, HeadProjections, Pooler, roberta_position_ids
 from .outputs import EncoderOutput
 
 LSG_DEFAULTS = dict(adaptive=True, block_size=128, lsh_num_pre_rounds=1, mask_first_token=False, num_global_tokens=1,
@@ -137,22 +137,11 @@ class LSGEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(x))
 
 
-class LSGSelfAttention(nn.Module):
-    """Q/K/V projections around `lsg_attention`."""
-
-    def __init__(self, config):
-        super().__init__()
-        self.num_heads = config.num_attention_heads
-        self.head_dim = config.hidden_size // config.num_attention_heads
-        self.dropout = config.attention_probs_dropout_prob
-        size = config.hidden_size
-        self.query, self.key, self.value = (nn.Linear(size, size) for _ in range(3))
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        return x.view(*x.shape[:2], self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, G + T, D)
+class LSGSelfAttention(HeadProjections):
+    """`lsg_attention` on the Q/K/V projections."""
 
     def forward(self, hidden_states: torch.Tensor, pattern: LSGPattern, position_bias=None):
-        q, k, v = (self._heads(p(hidden_states)) for p in (self.query, self.key, self.value))
+        q, k, v = self.project(hidden_states)  # (B, H, G + T, D)
         out = lsg_attention(q, k, v, pattern, self.dropout if self.training else 0.0, position_bias)
         return (out.transpose(1, 2).reshape(hidden_states.shape),)  # (B, G + T, C)
 
