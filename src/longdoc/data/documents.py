@@ -37,9 +37,12 @@ def read_documents(
     require_labels: bool = True,
 ) -> list[Document]:
     """All documents of a JSON-lines or CSV/TSV file (by suffix; anything else is read as JSON lines)."""
-    documents = []
-    for where, record in read_records(path):
-        documents.append(_document(record, where, text_column, label_column, require_labels))
+    return _read_all(path, lambda record, where: _document(record, where, text_column, label_column, require_labels))
+
+
+def _read_all(path: str | os.PathLike, parse) -> list:
+    """`parse(record, where)` of every record of the file; an error when it holds none."""
+    documents = [parse(record, where) for where, record in read_records(path)]
     if not documents:
         raise DataError(f"{path}: the file holds no documents; write one document per line")
     return documents
@@ -149,12 +152,8 @@ def read_sentence_documents(
 ) -> list[SentenceDocument]:
     """All documents of a JSON-lines (or CSV/TSV) file of `{"sentences": [str, ...], "label": [label, ...]}`
     records: one label per sentence, or a list of labels per sentence for multi-label data."""
-    documents = []
-    for where, record in read_records(path):
-        documents.append(_sentence_document(record, where, sentences_column, label_column, require_labels))
-    if not documents:
-        raise DataError(f"{path}: the file holds no documents; write one document per line")
-    return documents
+    return _read_all(path, lambda record, where: _sentence_document(record, where, sentences_column, label_column,
+                                                                    require_labels))
 
 
 def holds_sentence_lists(path: str | os.PathLike, sentences_column: str = "sentences",
