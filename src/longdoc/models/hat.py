@@ -25,7 +25,7 @@ from transformers.utils import ModelOutput
 from ..attention.lsg_bias import fallback_offsets
 from ..attention.hierarchical import dense_attention, segment_heads, segments_to_tokens, tokens_to_segments
 from .hat_config import HATConfig
-from .layers import EncoderLayer, HeadProjections
+from .layers import EncoderLayer, HeadProjections, input_shape
 
 SEGMENT_TABLE = re.compile(r"^(.*encoder\.layer\.)(\d+)(\.position_embeddings\.weight)$")
 
@@ -222,14 +222,7 @@ class HATPreTrainedModel(PreTrainedModel):
 
 def check_hat_inputs(config, input_ids, inputs_embeds, masks: dict) -> tuple[int, int]:
     """(batch, tokens) after checking that the input is whole segments and not too many of them."""
-    if (input_ids is None) == (inputs_embeds is None):
-        raise ValueError("give exactly one of input_ids or inputs_embeds")
-    shape = tuple(input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1])
-    if len(shape) != 2:
-        raise ValueError(f"inputs must be (batch, segments * max_sentence_size), got shape {shape}")
-    for name, mask in masks.items():
-        if mask is not None and tuple(mask.shape) != shape:
-            raise ValueError(f"{name} has shape {tuple(mask.shape)} but the input has shape {shape}")
+    shape = input_shape(input_ids, inputs_embeds, masks, "batch, segments * max_sentence_size")
     size, limit = config.max_sentence_size, config.max_sentences
     if shape[1] % size:
         raise ValueError(

@@ -119,3 +119,17 @@ def roberta_position_ids(input_ids: torch.Tensor | None, shape, padding_idx: int
         real = input_ids.ne(padding_idx).long()
         return torch.cumsum(real, dim=1) * real + padding_idx  # (B, T)
     return torch.arange(padding_idx + 1, shape[1] + padding_idx + 1, device=device).expand(shape)
+
+
+def input_shape(input_ids, inputs_embeds, masks: dict, layout: str = "batch, tokens") -> tuple[int, int]:
+    """The (batch, tokens) shape of an encoder's input, after checking that exactly one of input_ids and
+    inputs_embeds is given and that every given mask (name -> tensor or None) has that shape."""
+    if (input_ids is None) == (inputs_embeds is None):
+        raise ValueError("give exactly one of input_ids or inputs_embeds")
+    shape = tuple(input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1])
+    if len(shape) != 2:
+        raise ValueError(f"inputs must be ({layout}), got shape {shape}")
+    for name, mask in masks.items():
+        if mask is not None and tuple(mask.shape) != shape:
+            raise ValueError(f"{name} has shape {tuple(mask.shape)} but the input has shape {shape} ({layout})")
+    return shape

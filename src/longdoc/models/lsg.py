@@ -19,7 +19,7 @@ from transformers import BertConfig, PreTrainedModel, RobertaConfig
 
 from ..attention.lsg import lsg_attention
 from ..attention.lsg_pattern import LSGGeometry, LSGPattern, MAX_GLOBAL_TOKENS
-from .layers import EncoderLayer, HeadProjections, Pooler, roberta_position_ids
+from .layers import EncoderLayer, HeadProjections, Pooler, input_shape, roberta_position_ids
 from .outputs import EncoderOutput
 
 LSG_DEFAULTS = dict(adaptive=True, block_size=128, lsh_num_pre_rounds=1, mask_first_token=False, num_global_tokens=1,
@@ -189,16 +189,9 @@ class LSGEncoder(nn.Module):
 
 
 def check_inputs(input_ids, inputs_embeds, head_mask, masks: dict) -> tuple:
-    if (input_ids is None) == (inputs_embeds is None):
-        raise ValueError("give exactly one of input_ids or inputs_embeds")
+    shape = input_shape(input_ids, inputs_embeds, masks)
     if head_mask is not None:
         raise ValueError("head_mask is not supported by LSG attention: leave it None")
-    shape = tuple(input_ids.shape if input_ids is not None else inputs_embeds.shape[:-1])
-    if len(shape) != 2:
-        raise ValueError(f"inputs must be (batch, tokens), got shape {shape}")
-    for name, mask in masks.items():
-        if mask is not None and tuple(mask.shape) != shape:
-            raise ValueError(f"{name} has shape {tuple(mask.shape)} but the input has shape {shape} (batch, tokens)")
     return shape
 
 
