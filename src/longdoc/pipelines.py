@@ -139,7 +139,7 @@ class SentenceClassifier(DocumentClassifier):
 
     def predict(self, documents, bf16: bool | None = None, progress: str | None = None) -> list[SentencePrediction]:
         """Labels of every sentence of each document: a document is a list of sentences, or a text
-        (split into sentences with `longdoc.data.hat_segments.split_sentences`, as `sentences` then
+        (split into sentences with `longdoc.data.sentences.split_sentences`, as `sentences` then
         shows); a text alone is one document: `predict([["First.", "Second."]])` labels one document."""
         documents = [documents] if isinstance(documents, str) else list(documents)
         documents = [split_into_sentences(d) if isinstance(d, str) else list(d) for d in documents]
@@ -188,7 +188,7 @@ def load_pipeline(model_dir: str | os.PathLike, device: str | None = None,
 
 def split_into_sentences(text: str) -> list[str]:
     """A text's sentences (longdoc's sentence splitter, as HAT's greedy segmentation uses)."""
-    from .data.hat_segments import split_sentences
+    from .data.sentences import split_sentences
 
     return [text[start:end] for start, end in split_sentences(text)]
 

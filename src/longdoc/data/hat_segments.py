@@ -8,8 +8,8 @@ only pads a document up to the batch's N is all pad ids with attention mask 0, C
 
 Three ways to fill the segments (`segment_document`):
 
-* `greedy` (default): sentences (`split_sentences`) are packed into a segment while they fit; a
-  sentence longer than a segment goes on over the next ones, so no token is lost (the reference
+* `greedy` (default): sentences (`longdoc.data.sentences`) are packed into a segment while they fit;
+  a sentence longer than a segment goes on over the next ones, so no token is lost (the reference
   HAT tokenizer drops the rest of such a sentence).
 * `uniform`: the document's tokens cut into consecutive chunks of segment_size - 1.
 * pre-segmented: a list of strings (sentences, paragraphs), one segment each, so that labels per
@@ -22,8 +22,6 @@ offsets (a slow one) falls back to tokenizing each sentence on its own.
 
 from __future__ import annotations
 
-import bisect
-import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,23 +30,9 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from .segmentation import special_tokens
+from .sentences import sentence_token_ranges, split_sentences  # noqa: F401  (split_sentences: re-exported)
 
 STRATEGIES = ("greedy", "uniform", "units")
-
-# Sentence ends. Latin: . ! ? (closing quotes/brackets may follow) then whitespace then a start
-# (see _starts_sentence). CJK: 。！？； and full-width ． need no space after them.
-_LATIN_END = re.compile(r"[.!?]+[\"'”’»)\]]*$")
-_CJK_END = re.compile(r"[。！？；．]+[」』”’）》〕】\"')\]]*")
-_BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
-_WORD = re.compile(r"\S+")
-_OPENERS = "\"'“‘«([{「『（《【"
-_INITIALS = re.compile(r"^(?:[A-Za-z]\.){2,}$|^[A-Z]\.$")  # e.g. i.e. U.S. a.m., and "J." in "J. Smith"
-_ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st mt rev gen col lt sgt capt vs cf ca approx viz al fig figs eq eqs no nos "
-    "vol vols pp ch chap sec art ref refs ed eds dept univ inc ltd co corp est "
-    "jan feb mar apr jun jul aug sep sept oct nov dec".split()
-)
-
 
 @dataclass(frozen=True)
 class HATSegments:
@@ -72,66 +56,6 @@ class HATSegments:
     @property
     def segment_size(self) -> int:
         return len(self.input_ids) // self.num_segments
-
-
-# --- sentences ---------------------------------------------------------------------------------
-
-
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """[start, end) character spans of the sentences of `text`, surrounding whitespace excluded.
-
-    A sentence ends at . ! ? followed by whitespace and something that starts a sentence (an
-    uppercase letter, a digit, an opening quote or bracket, a CJK character), unless the word is
-    a known abbreviation ("Dr.", "e.g.", "U.S.", "Fig. 3"); at CJK enders 。！？；． with no space
-    needed (text without spaces splits too); and at blank lines (paragraph breaks).
-    """
-    ends = set(_latin_ends(text))
-    ends.update(match.end() for match in _CJK_END.finditer(text))
-    ends.update(match.start() for match in _BLANK_LINE.finditer(text))
-    ends.add(len(text))
-    spans, start = [], 0
-    for end in sorted(ends):
-        span = _strip(text, start, end)
-        if span is not None:
-            spans.append(span)
-        start = end
-    return spans
-
-
-def _latin_ends(text: str):
-    """Ends of Latin sentences: words (whitespace-separated) that end in . ! ? before a sentence start."""
-    words = list(_WORD.finditer(text))
-    for word, following in zip(words, words[1:]):
-        token = word.group()
-        ending = _LATIN_END.search(token)
-        if ending is None or not _starts_sentence(following.group()[0]):
-            continue
-        if ending.group() == "." and _is_abbreviation(token):
-            continue
-        yield word.end()
-
-
-def _starts_sentence(char: str) -> bool:
-    return char.isupper() or char.isdigit() or char in _OPENERS or _is_cjk(char)
-
-
-def _is_cjk(char: str) -> bool:
-    code = ord(char)
-    return 0x3040 <= code <= 0x30FF or 0x3400 <= code <= 0x9FFF or 0xAC00 <= code <= 0xD7AF
-
-
-def _is_abbreviation(word: str) -> bool:
-    core = word.lstrip(_OPENERS)
-    return bool(_INITIALS.match(core)) or core[:-1].lower() in _ABBREVIATIONS
-
-
-def _strip(text: str, start: int, end: int) -> tuple[int, int] | None:
-    """[start, end) without its leading/trailing whitespace; None when nothing is left."""
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return (start, end) if end > start else None
 
 
 # --- tokens --------------------------------------------------------------------------------------
@@ -188,24 +112,7 @@ def _tokenize(text: str, tokenizer: PreTrainedTokenizerBase) -> _Tokens:
         return _tokenize_sentences(text, sentences, tokenizer)
     encoded = _encode(tokenizer, [text], offsets=True)
     ids, offsets = list(encoded["input_ids"][0]), [tuple(o) for o in encoded["offset_mapping"][0]]
-    return _Tokens(ids, offsets, _assign(offsets, sentences))
-
-
-def _assign(offsets: list[tuple[int, int]], sentences: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Token range of each sentence: a token belongs to the first sentence that ends after it starts
-    (a token that starts in the whitespace between sentences, e.g. byte-level BPE's "Ġword",
-    belongs to the next one). Kept monotone so that the ranges cut the token list in order."""
-    ends = [end for _, end in sentences]
-    owner, owners = 0, []
-    for start, _ in offsets:
-        owner = max(owner, min(bisect.bisect_right(ends, start), len(sentences) - 1))
-        owners.append(owner)
-    ranges, first = [], 0
-    for index in range(len(sentences)):
-        stop = bisect.bisect_right(owners, index, lo=first)
-        ranges.append((first, stop))
-        first = stop
-    return ranges
+    return _Tokens(ids, offsets, sentence_token_ranges(offsets, sentences))
 
 
 def _tokenize_sentences(text: str, sentences: list[tuple[int, int]], tokenizer) -> _Tokens:

@@ -13,7 +13,7 @@ bootstrap "mid" estimates the same mean, but with random resampling).
 
 ``rougeLsum`` is the summary-level LCS of ``rouge-score``: sentences are taken to be separated by
 newlines. As in the usual recipe (``"\\n".join(nltk.sent_tokenize(text))``), both texts are first
-rewritten one sentence per line by :func:`split_sentences`, a small rule-based splitter (nltk's
+rewritten one sentence per line by :func:`split_sentences`, longdoc's rule-based splitter (nltk's
 punkt model would have to be downloaded). Existing line breaks are kept as sentence boundaries,
 as they are in that recipe (rouge-score splits on every newline).
 """
@@ -23,41 +23,19 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+from ..data.sentences import split_sentences as sentence_spans
 
-# words whose trailing period does not end a sentence ("e.g. Linux", "cf. Section 3")
-ABBREVIATIONS = frozenset(
-    {"e.g", "i.e", "cf", "vs", "viz", "al", "approx", "mr", "mrs", "ms", "dr", "prof", "st", "no", "nos",
-     "fig", "figs", "sect", "sec", "ch", "vol", "ed", "eds", "resp", "incl", "esp", "ca", "jan", "feb", "mar",
-     "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "u.s"}
-)
-# a run of sentence-final punctuation, optional closing quotes/brackets, then blanks
-_BOUNDARY = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*\s+")
-_STARTS_SENTENCE = re.compile(r"[A-Z0-9\"'\u201c\u2018(\[]")
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
 
 def split_sentences(text: str) -> list[str]:
-    """The sentences of ``text``: every non-blank line, split after ``.``, ``!`` or ``?`` (closing
-    quotes/brackets included) when blanks and then a capital letter, a digit, an opening quote or
-    bracket follow, unless the word before the period is a known abbreviation (``e.g.``, ``i.e.``,
-    ``cf.``...) or a single letter (an initial). Whitespace inside a sentence is normalised.
+    """The sentences of ``text`` as strings, whitespace inside each normalised: longdoc's splitter
+    (:func:`longdoc.data.sentences.split_sentences`) with every line break a boundary, as
+    rouge-score reads one sentence per line. A period ends a sentence only before a capital
+    letter, a digit, an opening quote or bracket, and not after an abbreviation (``e.g.``,
+    ``cf.``...) or an initial.
     """
-    sentences: list[str] = []
-    for line in text.splitlines():
-        line = " ".join(line.split())
-        start = 0
-        for match in _BOUNDARY.finditer(line):
-            end = match.end()
-            if end >= len(line) or not _STARTS_SENTENCE.match(line, end):
-                continue
-            word = line[start : match.start() + 1].rsplit(" ", 1)[-1].lower().rstrip(".")
-            if line[match.start()] == "." and (word in ABBREVIATIONS or re.fullmatch(r"[a-z]", word)):
-                continue
-            sentences.append(line[start:end].strip())
-            start = end
-        if line[start:].strip():
-            sentences.append(line[start:].strip())
-    return sentences
+    return [" ".join(text[start:end].split()) for start, end in sentence_spans(text, line_breaks=True)]
 
 
 def _one_sentence_per_line(text: str) -> str:
