@@ -163,7 +163,8 @@ def test_cli_train_evaluate_predict(encoder, data, tmp_path, capsys):
     assert "weight" in captured.err
 
 
-def test_fine_tuned_segment_and_longformer_train_and_predict(encoder, data, tmp_path, capsys):
+def test_fine_tuned_segment_and_longformer_train_and_predict(encoder, data, tmp_path, caplog):
+    caplog.set_level("INFO", logger="longdoc")
     for family, extra in (("segment", dict(chunk_size=14, max_segments=12, head_warmup=False)),
                           ("longformer", dict(max_length=128))):
         out = tmp_path / family
@@ -171,7 +172,7 @@ def test_fine_tuned_segment_and_longformer_train_and_predict(encoder, data, tmp_
                                   batch_size=8, **extra)
         assert result.best_epoch == 1 and [h["stage"] for h in result.history] == ["training"]
         # a CPU user hears up front what fine-tuning costs, and of the fast alternative
-        heads_up = re.search(r"every epoch reads ([\d,]+) tokens .*--freeze-encoder", capsys.readouterr().out)
+        heads_up = re.search(r"every epoch reads ([\d,]+) tokens .*--freeze-encoder", caplog.text)
         assert heads_up and int(heads_up.group(1).replace(",", "")) > 48 * 14
         classifier = DocumentClassifier.from_pretrained(out)
         assert classifier.family.name == family
@@ -179,7 +180,8 @@ def test_fine_tuned_segment_and_longformer_train_and_predict(encoder, data, tmp_
         assert sum(prediction.scores.values()) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_fine_tuning_starts_from_the_best_warmed_up_head(encoder, data, tmp_path, capsys):
+def test_fine_tuning_starts_from_the_best_warmed_up_head(encoder, data, tmp_path, caplog):
+    caplog.set_level("INFO", logger="longdoc")
     # a learning rate too small to move anything: stage 2 must score what stage 1's best scored
     result = train_classifier(data["train"], data["dev"], tmp_path / "m", family="segment", model=str(encoder),
                               chunk_size=14, max_segments=12, epochs=1, learning_rate=1e-12, bf16=False,
@@ -190,7 +192,7 @@ def test_fine_tuning_starts_from_the_best_warmed_up_head(encoder, data, tmp_path
     assert len(warm) == 40 and best["macro_f1"] > warm[0]["macro_f1"]
     assert tuned["loss"] == pytest.approx(best["loss"], abs=1e-4)
     assert result.best_stage == "head warm-up" and result.best_when() == f"head warm-up epoch {best['epoch']:g} of 40"
-    assert "stage 1 of 2" in capsys.readouterr().out
+    assert "stage 1 of 2" in caplog.text
 
 
 def test_multi_label_training(encoder, tmp_path):

@@ -378,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
 
     transformers_logging.disable_progress_bar()  # our own lines say what happens
     from .convert import VerificationError
+    from .logs import show_progress
+
+    show_progress()  # the library's progress lines (training epochs...) on stderr
     from .data.documents import DataError
 
     try:

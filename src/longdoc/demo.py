@@ -45,7 +45,11 @@ def run(out: Path, max_segments: int, cache_dir: Path | None) -> None:
     from longdoc.data.kernel_docs import KernelDocsError, ensure_kernel_docs, summary
     from longdoc.models.segment_encoding import bf16_autocast_default, cpu_has_bf16
 
+    from longdoc.logs import show_progress
+
     transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()  # weight-loading bars: the steps say what is loaded
+    show_progress()  # one line per epoch from training, on stderr
     warnings.filterwarnings("ignore", message=".*longer than max_segments")  # the cap is announced below
     out.mkdir(parents=True, exist_ok=True)
     encoder = packaged_minilm()

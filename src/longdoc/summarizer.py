@@ -9,11 +9,11 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from typing import Iterable, Iterator
 
 import torch
+from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoTokenizer
 
 from .data.pairs import read_pairs
@@ -94,12 +94,10 @@ class Summarizer:
         pairs = read_pairs(path, text_column, summary_column)
         start = time.perf_counter()
         predictions = []
-        for index, summary in enumerate(self.summarize((p.text for p in pairs), **options), start=1):
-            predictions.append(summary)
-            if progress:
-                print(f"\rsummarized {index}/{len(pairs)}", end="", file=sys.stderr, flush=True)
-        if progress:
-            print(file=sys.stderr)
+        with tqdm(total=len(pairs), desc="summarizing", unit="doc", disable=not progress) as bar:
+            for summary in self.summarize((p.text for p in pairs), **options):
+                predictions.append(summary)
+                bar.update()
         seconds = time.perf_counter() - start
         references = [p.summary for p in pairs]
         return {

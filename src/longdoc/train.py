@@ -15,9 +15,8 @@ checkpoint intact.
 from __future__ import annotations
 
 import json
+import logging
 import os
-import shutil
-import signal
 import tempfile
 import time
 from contextlib import contextmanager
@@ -26,15 +25,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers import Trainer, TrainingArguments, set_seed
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import IntervalStrategy
 
 from .data.documents import DataError, holds_sentence_lists, read_documents, read_sentence_documents
+from .logs import quiet_trainer
 from .models.segment_encoding import bf16_autocast_default
+from .save_best import SaveBest as BestModelSaver
+from .save_best import save_model_folder
 from .tasks.classification import LabelSpace, classification_metrics, probabilities
 from .tasks.families import FAMILIES, get_family
 from .tasks.sentences import encode_sentence_labels, scored_sentences, sentence_label_space
+
+logger = logging.getLogger(__name__)
 
 BEST_METRIC = "macro_f1"
 TRAINING_REPORT = "training_report.json"
@@ -122,8 +126,8 @@ def train_classifier(
     task = {"sequential-sentence-classification": "sentences", "sentence-classification": "sentences"}.get(task, task)
     if task == "classification" and "sentences" in handler.tasks and holds_sentence_lists(train, sentences_column,
                                                                                         text_column):
-        print(f"{train} holds lists of sentences with a label each: training sequential sentence classification "
-              f"(task='sentences')", flush=True)
+        logger.info(f"{train} holds lists of sentences with a label each: training sequential sentence classification "
+                    f"(task='sentences')")
         task = "sentences"
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; classifiers train {', '.join(TASKS)}")
@@ -175,12 +179,12 @@ def train_classifier(
         classifier.to(device)
         if task == "sentences":
             counts = [sum(len(d.sentences) for d in docs) for docs in (train_documents, dev_documents)]
-            print(f"{family} sentence classifier on {model}: {len(train_documents)} training documents ({counts[0]} "
-                  f"sentences) and {len(dev_documents)} dev documents ({counts[1]} sentences), {len(space.names)} "
-                  f"labels ({space.problem_type.replace('_', ' ')})", flush=True)
+            logger.info(f"{family} sentence classifier on {model}: {len(train_documents)} training documents ({counts[0]} "
+                        f"sentences) and {len(dev_documents)} dev documents ({counts[1]} sentences), {len(space.names)} "
+                        f"labels ({space.problem_type.replace('_', ' ')})")
         else:
-            print(f"{family} classifier on {model}: {len(train_documents)} training and {len(dev_documents)} dev "
-                  f"documents, {len(space.names)} labels ({space.problem_type.replace('_', ' ')})", flush=True)
+            logger.info(f"{family} classifier on {model}: {len(train_documents)} training and {len(dev_documents)} dev "
+                        f"documents, {len(space.names)} labels ({space.problem_type.replace('_', ' ')})")
         train_items = handler.training_items(classifier, tokenizer, train_inputs, train_targets,
                                              {**options, "progress": "encoding training segments",
                                               "sources": [d.source for d in train_documents]})
@@ -197,23 +201,23 @@ def train_classifier(
         if not frozen and device == "cpu":
             faster = ("--freeze-encoder trains in minutes instead" if _can_freeze(handler) else
                       "a segment family with --freeze-encoder trains in minutes instead")
-            print(f"fine-tuning the encoder on the CPU: every epoch reads {_item_tokens(train_items):,} tokens through "
-                  f"the encoder and back ({epochs} epochs); {faster}", flush=True)
+            logger.info(f"fine-tuning the encoder on the CPU: every epoch reads {_item_tokens(train_items):,} tokens through "
+                        f"the encoder and back ({epochs} epochs); {faster}")
         save_best = SaveBest(output, tokenizer)
         fit = _Fit(handler, classifier, tokenizer, space, save_best, work_dir, device, seed)
         interrupted = False
         try:
             if warmup is not None:
                 head = handler.head_warmup_defaults()
-                print(f"stage 1 of 2, head warm-up: the layers above the encoder learn on its segment vectors "
-                      f"({head.epochs} epochs); then stage 2 fine-tunes everything from the best of them", flush=True)
+                logger.info(f"stage 1 of 2, head warm-up: the layers above the encoder learn on its segment vectors "
+                            f"({head.epochs} epochs); then stage 2 fine-tunes everything from the best of them")
                 save_best.stage = "head warm-up"
                 with _encoder_frozen(classifier):
                     fit(*warmup, head.epochs, head.learning_rate, head.batch_size, head, bf16=False, checkpointing=False)
                 if save_best.best_epoch is not None:
                     classifier.load_state_dict(handler.load(str(output)).state_dict())
                 save_best.stage = "fine-tuning"
-                print("stage 2 of 2, fine-tuning the encoder and the layers above it", flush=True)
+                logger.info("stage 2 of 2, fine-tuning the encoder and the layers above it")
                 defaults = replace(defaults, head_learning_rate=None)  # the head is trained: no higher rate
             fit(train_items, dev_items, epochs, learning_rate, batch_size, defaults,
                 bf16=bf16 and not frozen, checkpointing=gradient_checkpointing and not frozen)
@@ -221,7 +225,7 @@ def train_classifier(
             interrupted = True
             where = (f"the checkpoint of {save_best.best_when()} is intact at {output}"
                      if save_best.best_epoch else "no checkpoint was saved yet")
-            print(f"\ninterrupted: {where}", flush=True)
+            logger.warning(f"interrupted: {where}")
     result = TrainingResult(
         output=str(output),
         family=family,
@@ -268,7 +272,7 @@ class _Fit:
             activation_checkpointing=checkpointing,
             remove_unused_columns=False,
             dataloader_num_workers=0,
-            disable_tqdm=False,
+            disable_tqdm=frozen,  # epochs of seconds need no bar; SaveBest says one line per epoch
             use_cpu=self.device == "cpu",
         )
         dev_items = sorted(dev_items, key=self.handler.item_length)  # evaluation batches of alike lengths pad least
@@ -283,6 +287,7 @@ class _Fit:
             optimizers=(_optimizer(self.classifier, learning_rate, defaults), None),
             callbacks=[self.save_best],
         )
+        quiet_trainer(trainer)
         trainer.train()
 
 
@@ -348,75 +353,39 @@ class DocumentTrainer(Trainer):
         return LengthGroupedSampler(batch, lengths=self.document_lengths)
 
 
-class SaveBest(TrainerCallback):
-    """After each evaluation: when the dev macro-F1 improved, replace the output folder with the model."""
+class SaveBest(BestModelSaver):
+    """The classifiers' saver: best dev macro-F1, each epoch tagged with its training stage."""
 
     def __init__(self, output: Path, tokenizer):
-        self.output, self.tokenizer = output, tokenizer
+        super().__init__(output, tokenizer, metric=BEST_METRIC, greater_is_better=True)
         self.stage = "training"  # train_classifier names the stages of a fine-tuning with head warm-up
-        self.best_score: float | None = None
-        self.best_epoch: float | None = None
-        self.best_stage: str | None = None
-        self.best_metrics: dict = {}
-        self.history: list[dict] = []
+
+    @property
+    def best_epoch(self) -> float | None:
+        return None if self.best is None else self.best["epoch"]
+
+    @property
+    def best_stage(self) -> str | None:
+        return None if self.best is None else self.best["stage"]
+
+    @property
+    def best_metrics(self) -> dict:
+        return {k: v for k, v in (self.best or {}).items() if k not in ("stage", "epoch")}
 
     def best_when(self) -> str:
         """'epoch 3', or 'head warm-up epoch 16' when training ran in stages."""
         return f"{_stage_prefix(self.best_stage)}epoch {self.best_epoch:g}"
 
-    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
-        scores = {k.removeprefix("eval_"): v for k, v in (metrics or {}).items()}
-        self.history.append({"stage": self.stage, "epoch": state.epoch, **scores})
-        score = scores.get(BEST_METRIC)
-        if score is None:
-            return
-        stage = _stage_prefix(self.stage)
-        if self.best_score is not None and score <= self.best_score:
-            print(f"{stage}epoch {state.epoch:g}: dev macro-F1 {score:.4f} (best {self.best_score:.4f})", flush=True)
-            return
-        self.best_score, self.best_epoch, self.best_stage, self.best_metrics = score, state.epoch, self.stage, scores
-        save_model_folder(model, self.tokenizer, self.output)
-        print(f"{stage}epoch {state.epoch:g}: dev macro-F1 {score:.4f}, accuracy {scores.get('accuracy', 0):.4f} "
-              f"-> saved to {self.output}", flush=True)
+    def make_record(self, state, scores: dict) -> dict:
+        return {"stage": self.stage, "epoch": state.epoch, **scores}
 
-
-def save_model_folder(model, tokenizer, output: Path) -> None:
-    """Write model + tokenizer into `output`, replacing what was there as one step."""
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.saving-", dir=output.parent))
-    try:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        with interrupts_held():
-            old = None
-            if output.exists():
-                old = output.parent / f".{output.name}.old-{os.getpid()}"
-                os.replace(output, old)
-            os.replace(staging, output)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-@contextmanager
-def interrupts_held():
-    """Defer Ctrl-C until the block is done (main thread only), then deliver it."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if received:
-            raise KeyboardInterrupt
+    def report(self, record: dict, saved: bool) -> None:
+        epoch = f"{_stage_prefix(record['stage'])}epoch {record['epoch']:g}"
+        if saved:
+            logger.info("%s: dev macro-F1 %.4f, accuracy %.4f -> saved to %s", epoch, record[self.metric],
+                        record.get("accuracy", 0), self.output)
+        else:
+            logger.info("%s: dev macro-F1 %.4f (best %.4f)", epoch, record[self.metric], self.best_score)
 
 
 __all__ = ["DataError", "TrainingResult", "train_classifier", "save_model_folder"]

@@ -11,9 +11,9 @@ dev ROUGE-L is kept and saved with its tokenizer, and `training_report.json` rec
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,16 +21,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import (AutoTokenizer, DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments,
-                          TrainerCallback, set_seed)
+from transformers import AutoTokenizer, DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments, set_seed
 
 from .data.pairs import read_pairs
+from .logs import quiet_trainer
+from .save_best import SaveBest
 from .summarizer import load_seq2seq
 from .tasks.summarization import rouge_scores
 
 BEST_METRIC = "rougeL"
 TRAINING_REPORT = "training_report.json"
 PRECISIONS = ("fp32", "bf16", "fp16")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -60,38 +63,28 @@ class _PairDataset(torch.utils.data.Dataset):
         return self.items[index]
 
 
-class _SaveBest(TrainerCallback):
-    """After each dev evaluation: one record per epoch (mean train loss, dev ROUGE), a line on stderr,
-    and the model with its tokenizer saved to `output` when the dev ROUGE-L improves (the folder
-    is replaced as a whole, so an interrupted run keeps the last best model)."""
+class _SaveBestRouge(SaveBest):
+    """The summarizers' saver: best dev ROUGE-L; each epoch's record has its mean train loss too."""
 
     def __init__(self, output: Path, tokenizer):
-        self.output, self.tokenizer = output, tokenizer
-        self.history, self.losses = [], []
-        self.best = None
+        super().__init__(output, tokenizer, metric=BEST_METRIC, greater_is_better=True)
+        self.losses = []
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
             self.losses.append(float(logs["loss"]))
 
-    def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+    def make_record(self, state, scores: dict) -> dict:
         train_loss = sum(self.losses) / len(self.losses) if self.losses else None
         self.losses = []
-        record = {"epoch": round(state.epoch or 0, 2), "train_loss": train_loss,
-                  **{k.removeprefix("eval_"): v for k, v in (metrics or {}).items()}}
-        self.history.append(record)
-        improved = self.best is None or record.get(BEST_METRIC, -1) > self.best.get(BEST_METRIC, -1)
-        rouge = " ".join(f"{k} {record.get(k, float('nan')):.4f}" for k in ("rouge1", "rouge2", "rougeL"))
-        print(f"epoch {record['epoch']:g}: train loss {train_loss if train_loss is not None else float('nan'):.4f}, "
-              f"dev loss {record.get('loss', float('nan')):.4f}, {rouge}{' (best: saved)' if improved else ''}",
-              file=sys.stderr, flush=True)
-        if improved:
-            self.best = record
-            staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=self.output.parent))
-            model.save_pretrained(staging)
-            self.tokenizer.save_pretrained(staging)
-            shutil.rmtree(self.output, ignore_errors=True)
-            staging.rename(self.output)
+        return {"epoch": round(state.epoch or 0, 2), "train_loss": train_loss, **scores}
+
+    def report(self, record: dict, saved: bool) -> None:
+        nan = float("nan")
+        rouge = " ".join(f"{k} {record.get(k, nan):.4f}" for k in ("rouge1", "rouge2", "rougeL"))
+        train_loss = record["train_loss"] if record["train_loss"] is not None else nan
+        logger.info(f"epoch {record['epoch']:g}: train loss {train_loss:.4f}, dev loss {record.get('loss', nan):.4f}, "
+                    f"{rouge}{' (best: saved)' if saved else ''}")
 
 
 def train_summarizer(
@@ -132,14 +125,14 @@ def train_summarizer(
     train_set = _PairDataset(train_pairs, tokenizer, max_source_length, max_target_length)
     dev_set = _PairDataset(dev_pairs, tokenizer, max_source_length, max_target_length)
     if train_set.truncated or dev_set.truncated:
-        print(f"note: {train_set.truncated} training and {dev_set.truncated} dev documents are longer than "
-              f"{max_source_length} tokens and are truncated", file=sys.stderr)
+        logger.info(f"note: {train_set.truncated} training and {dev_set.truncated} dev documents are longer than "
+                    f"{max_source_length} tokens and are truncated")
     if gradient_checkpointing:
         getattr(network, "activation_checkpointing_enable", network.gradient_checkpointing_enable)()
     output = Path(output).resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
     checkpoints = Path(tempfile.mkdtemp(prefix=".trainer-", dir=output.parent))
-    save_best = _SaveBest(output, tokenizer)
+    save_best = _SaveBestRouge(output, tokenizer)
     steps_per_epoch = -(-len(train_set) // (batch_size * gradient_accumulation_steps))
     args = Seq2SeqTrainingArguments(
         output_dir=str(checkpoints), num_train_epochs=epochs, learning_rate=learning_rate,
@@ -155,6 +148,7 @@ def train_summarizer(
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=network, label_pad_token_id=-100),
         processing_class=tokenizer, compute_metrics=_rouge_metric(tokenizer), callbacks=[save_best],
     )
+    quiet_trainer(trainer)
     try:
         trainer.train()
     finally:
@@ -162,7 +156,8 @@ def train_summarizer(
     best = save_best.best or {}
     result = SummarizationResult(str(output), best.get("epoch"), best, time.perf_counter() - start,
                                  save_best.history)
-    (output / TRAINING_REPORT).write_text(json.dumps(asdict(result), indent=2))
+    if trainer.is_world_process_zero() and output.is_dir():
+        (output / TRAINING_REPORT).write_text(json.dumps(asdict(result), indent=2))
     return result
 
 

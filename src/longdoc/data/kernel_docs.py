@@ -44,6 +44,7 @@ import gzip
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import statistics
@@ -58,6 +59,8 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from .dataset_files import combined_checksum, sha256_file, write_atomic, write_split_files
+
+logger = logging.getLogger(__name__)
 
 PACKAGE = "linux-doc-6.1"
 DOCS_IN_PACKAGE = Path("usr/share/doc") / PACKAGE / "Documentation"
@@ -140,7 +143,7 @@ class KernelDocsSet:
 
 
 def _log(message: str) -> None:
-    print(f"[kernel_docs] {message}", file=sys.stderr, flush=True)
+    logger.info(f"[kernel_docs] {message}")
 
 
 # --------------------------------------------------------------------------- locating / fetching
@@ -610,6 +613,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--rebuild", action="store_true", help="build even if a matching set exists")
     args = parser.parse_args(argv)
+    from ..logs import show_progress
+
+    show_progress()
     try:
         data = ensure_kernel_docs(
             args.out, args.docs, args.cache, args.min_words, args.min_class_size, args.exclude, args.rebuild

@@ -14,6 +14,7 @@ one label per sentence, each sentence one segment).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 from abc import ABC, abstractmethod
@@ -37,6 +38,8 @@ from ..models.segment_encoding import (
     pad_segments,
 )
 from .classification import LabelSpace
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -289,9 +292,9 @@ class LongformerFamily(ClassifierFamily):
 
             long_source = os.path.join(options["work_dir"], "longformer-encoder")
             max_length = options.get("max_length") or 4096
-            print(f"converting {source} into a {max_length}-token Longformer at {long_source} ...", flush=True)
+            logger.info(f"converting {source} into a {max_length}-token Longformer at {long_source} ...")
             window = min(512, max_length - max_length % 2)  # the allenai window, or the whole input when shorter
-            print(convert(source, long_source, to="longformer", max_length=max_length, window=window), flush=True)
+            logger.info(convert(source, long_source, to="longformer", max_length=max_length, window=window))
         tokenizer = AutoTokenizer.from_pretrained(long_source)
         model = LongformerForSequenceClassification.from_pretrained(
             long_source, **space.config_fields(), **(options.get("config_overrides") or {}))

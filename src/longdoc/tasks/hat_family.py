@@ -4,6 +4,7 @@ classification (one label per sentence, each sentence one segment)."""
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import warnings
@@ -26,6 +27,8 @@ from ..models.segment_encoding import (
 from .classification import MULTI_LABEL
 from .families import ClassifierFamily, Predictions, TrainingDefaults, _with_labels, check_pooling, encoder_max_tokens
 from .sentences import pad_sentence_targets
+
+logger = logging.getLogger(__name__)
 HAT_MODEL_TYPE = "hierarchical-transformer"
 SENTENCE_ARCHITECTURES = ("HATForSequentialSentenceClassification", "HATModelForSequentialSentenceClassification")
 DOCUMENT_ARCHITECTURES = ("HATForSequenceClassification",)
@@ -145,9 +148,9 @@ class HATFamily(ClassifierFamily):
             settings = self.conversion_settings(source, config, options)
             hat_source = os.path.join(options["work_dir"], "hat-encoder")
             count, size = settings["max_sentences"], settings["max_sentence_size"]
-            print(f"converting {source} into a HAT of up to {count} segments of {size} tokens ({count * size} tokens, "
-                  f"layout {settings['layout']}) at {hat_source} ...", flush=True)
-            print(convert(source, hat_source, to="hat", **settings), flush=True)
+            logger.info(f"converting {source} into a HAT of up to {count} segments of {size} tokens ({count * size} "
+                        f"tokens, layout {settings['layout']}) at {hat_source} ...")
+            logger.info(convert(source, hat_source, to="hat", **settings))
         tokenizer = AutoTokenizer.from_pretrained(hat_source)
         fields = {**space.config_fields(), **(options.get("config_overrides") or {})}
         if task == "sentences":
