@@ -21,7 +21,17 @@ GEOMETRIES = [
     (16, 8, 2, 2, {"mask_first_token": True}, [70, 41], 70),
     (8, 16, 2, 1, {}, [57, 57], 57),
 ]
-SPARSITY = ["norm", "pooling", "stride", "block_stride", "none"]
+SPARSITY = ["norm", "pooling", "stride", "block_stride", "bos_pooling", "none"]
+# (family, block_size, sparse_block_size, sparsity_factor, num_global_tokens, extra, lengths, padded length):
+# geometries where bos_pooling once differed from lsg-converter; the short rows end in whole sparse windows
+# (sparsity_factor tokens) of padding only, user and adaptive padding.
+PADDED_GEOMETRIES = [
+    ("bert", 16, 16, 2, 2, {"token_types": True}, [150, 83], 150),
+    ("roberta", 32, 16, 4, 1, {}, [150, 97], 150),
+    ("bart", 16, 8, 2, 2, {"mask_first_token": True}, [70, 41], 70),
+]
+FAMILY_CONFIG = {"bert": ENCODER, "roberta": {**ENCODER, "pad_token_id": 1, "max_position_embeddings": 162},
+                 "bart": BART}
 
 
 def _lsg(bs, sbs, f, g, kind, extra):
@@ -35,10 +45,12 @@ def cases() -> list[dict]:
         for index, (bs, sbs, f, g, extra, lengths, total) in enumerate(GEOMETRIES):
             out.append(dict(name=f"bert-{kind}-{index}", family="bert", head="Model", lengths=lengths, total=total,
                             config={**ENCODER, **_lsg(bs, sbs, f, g, kind, extra)}))
-    # bos_pooling: lsg-converter attends windows made only of padding, so compare without such windows
-    for index, (bs, sbs, f, g) in enumerate([(8, 8, 2, 1), (8, 4, 4, 2)]):
-        out.append(dict(name=f"bert-bos_pooling-{index}", family="bert", head="Model", lengths=[48, 48], total=48,
-                        config={**ENCODER, **_lsg(bs, sbs, f, g, "bos_pooling", {})}))
+    for kind in SPARSITY:
+        for index, (family, bs, sbs, f, g, extra, lengths, total) in enumerate(PADDED_GEOMETRIES):
+            settings = {key: value for key, value in extra.items() if key != "token_types"}
+            out.append(dict(name=f"{family}-{kind}-padded-{index}", family=family, head="Model", lengths=lengths,
+                            total=total, token_types=extra.get("token_types", False),
+                            config={**FAMILY_CONFIG[family], **_lsg(bs, sbs, f, g, kind, settings)}))
     for kind in ("pooling", "stride"):  # block_size == sparsity_factor: one compressed key per block
         out.append(dict(name=f"bert-{kind}-step-1", family="bert", head="Model", lengths=[40, 25], total=40,
                         config={**ENCODER, **_lsg(4, 6, 4, 1, kind, {})}))
@@ -50,11 +62,9 @@ def cases() -> list[dict]:
     for family in ("bert", "roberta"):
         for head in heads + (["Model"] if family == "roberta" else []):
             extra = {"num_labels": 3} if head in ("ForSequenceClassification", "ForTokenClassification") else {}
-            if family == "roberta":
-                extra.update(pad_token_id=1, max_position_embeddings=162)
             out.append(dict(name=f"{family}-{head}", family=family, head=head, lengths=[45, 30], total=45,
                             choices=2 if head == "ForMultipleChoice" else None,
-                            config={**ENCODER, **_lsg(8, 8, 2, 2, "norm", {}), **extra}))
+                            config={**FAMILY_CONFIG[family], **_lsg(8, 8, 2, 2, "norm", {}), **extra}))
     bart = {**BART, **_lsg(8, 8, 2, 2, "norm", {})}
     out.append(dict(name="bart-generation", family="bart", head="ForConditionalGeneration", lengths=[45, 30],
                     total=45, config=bart, generate=GENERATE))

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from longdoc.attention.lsg import lsg_attention, lsh_round, sparse_lsh
+from longdoc.attention.lsg import lsg_attention, lsh_round, sparse_bos_pooling, sparse_lsh
 from longdoc.attention.lsg_pattern import LSGGeometry, LSGPattern
 from longdoc.attention.reference import dense_lsg_attention
 
@@ -40,15 +40,20 @@ def test_short_inputs_take_full_attention(kind):
     torch.testing.assert_close(lsg_attention(q, k, v, pattern), expected)
 
 
-def test_outputs_do_not_depend_on_padding():
+@pytest.mark.parametrize("dtype,padding_visible", [(torch.float32, True), (torch.bfloat16, True),
+                                                    (torch.float16, False)])
+def test_bos_pooling_windows_of_padding_only_as_lsg_converter(dtype, padding_visible):
+    """lsg-converter masks a bos_pooling window only where the mean of its additive mask (0 or min) is exactly
+    min: in fp32 and bf16 the sum of the minima overflows, so a window of padding only is visible, as the
+    plain mean of its keys; in fp16 it stays masked."""
     geo = LSGGeometry(8, 8, 2, "bos_pooling", 1)
-    q, k, v, is_key = _inputs(1, 2, 1, 40, 8, [37])
-    short = lsg_attention(q, k, v, LSGPattern(geo, is_key))
-    pad = torch.randn(1, 2, 16, 8)
-    longer = [torch.cat([x, pad], dim=2) for x in (q, k, v)]
-    long_key = torch.cat([is_key, torch.zeros(1, 16, dtype=torch.bool)], dim=1)
-    long = lsg_attention(*longer, LSGPattern(geo, long_key))
-    torch.testing.assert_close(long[:, :, :38], short[:, :, :38], atol=1e-5, rtol=0)
+    q, k, v, is_key = (x.to(dtype) if x.is_floating_point() else x for x in _inputs(2, 2, 0, 48, 8, [48, 37]))
+    k_c, v_c, valid = sparse_bos_pooling(q, k, v, is_key, geo)
+    padding_only = ~is_key.view(2, 24, 2).any(dim=-1)  # row 1: windows 19-23; window 18 (tokens 36, 37) is mixed
+    assert padding_only.sum() == 5
+    assert bool((valid[:, 0][padding_only] == padding_visible).all()) and bool(valid[:, 0][~padding_only].all())
+    for pooled, x in ((k_c, k), (v_c, v)):  # tolerance of the dtype's rounding
+        torch.testing.assert_close(pooled[1, :, 19:], x[1, :, 38:].view(2, 5, 2, 8).mean(dim=-2))
 
 
 def test_lsh_buckets_average_their_own_keys():

@@ -6,7 +6,8 @@
                                                   lsg-converter and save its outputs on the saved inputs
 
 A case: {"name", "family": bert|roberta|bart, "head": class suffix, "config": {...}, "lengths": [...],
-"total": padded batch length, "choices": n (multiple choice), "generate": [{...}, ...] (BART)}.
+"total": padded batch length, "choices": n (multiple choice), "generate": [{...}, ...] (BART),
+"token_types": true (random token_type_ids)}.
 """
 
 import json
@@ -41,6 +42,8 @@ def make_inputs(case, config):
         ids[torch.arange(len(lengths)), torch.tensor(lengths) - 1] = config.eos_token_id
     ids = ids.masked_fill(mask == 0, pad)
     inputs = {"input_ids": ids, "attention_mask": mask}
+    if case.get("token_types"):
+        inputs["token_type_ids"] = torch.randint(0, config.type_vocab_size, ids.shape, generator=gen)
     if case["head"] in ("Model", "ForConditionalGeneration") and case["family"] == "bart":
         inputs["decoder_input_ids"] = torch.randint(5, config.vocab_size, (len(lengths), 7), generator=gen)
     if case.get("choices"):

@@ -89,11 +89,25 @@ def sparse_block_stride(q, k, v, is_key, geometry: LSGGeometry) -> SparseKeys:
     return _strided(k, v, is_key, index.reshape(1, h, -1))
 
 
-def sparse_bos_pooling(q, k, v, is_key, geometry: LSGGeometry) -> SparseKeys:
-    """Windows of f tokens averaged with softmax(q_first . k / sqrt(D)), q_first the first token's query.
+def bos_pooling_visible(is_key: torch.Tensor, f: int, dtype: torch.dtype) -> torch.Tensor:
+    """(B, Tc) bool: which bos_pooling windows lsg-converter lets be attended.
 
-    A window of padding only is masked (the reference lets it be attended; we keep outputs
-    independent of how much padding a batch carries)."""
+    It takes each window's mean of the additive key mask (0, or dtype's min for a masked key) and
+    masks the window only where that mean is exactly min. The sum of f >= 2 minima overflows to -inf
+    in fp32 and bf16 (fp32 accumulation), so there every window is visible, padding-only ones
+    included; in fp16 (sum accumulated in fp32) a window of padding only stays masked. The same
+    arithmetic is run here, on the same dtype, so both sides agree on every device."""
+    minimum = torch.finfo(dtype).min
+    additive = torch.zeros(is_key.shape, dtype=dtype, device=is_key.device).masked_fill(~is_key, minimum)
+    return additive.view(is_key.shape[0], -1, f).mean(dim=-1) != minimum
+
+
+def sparse_bos_pooling(q, k, v, is_key, geometry: LSGGeometry) -> SparseKeys:
+    """Windows of f tokens averaged with softmax(q_first . k / sqrt(D)), q_first the first token's query
+    (the first non-global token, masked or not by mask_first_token).
+
+    As in lsg-converter, a window of padding only is the plain mean of its (padding) keys and, in fp32
+    and bf16, visible (see bos_pooling_visible): outputs then depend on the padding of the batch."""
     f = geometry.sparsity_factor
     if f == 1:
         return _all_keys(k, v, is_key)
@@ -101,8 +115,9 @@ def sparse_bos_pooling(q, k, v, is_key, geometry: LSGGeometry) -> SparseKeys:
     windows_k = k.view(b, h, t // f, f, d)
     key_ok = is_key.view(b, 1, t // f, f)
     scores = torch.einsum("bhcfd,bhd->bhcf", windows_k, q[:, :, 0]) / math.sqrt(d)  # (B, H, Tc, f)
-    valid = key_ok.any(dim=-1)  # (B, 1, Tc)
-    scores = scores.masked_fill(~key_ok, float("-inf")).masked_fill(~valid[..., None], 0.0)  # keep padding finite
+    valid = bos_pooling_visible(is_key, f, k.dtype)[:, None]  # (B, 1, Tc)
+    # lsg-converter adds min to masked scores: a window of padding only gets equal scores (a plain mean)
+    scores = scores.masked_fill(~key_ok, float("-inf")).masked_fill(~key_ok.any(dim=-1, keepdim=True), 0.0)
     weights = torch.softmax(scores, dim=-1)
     pooled_k = torch.einsum("bhcf,bhcfd->bhcd", weights, windows_k)
     pooled_v = torch.einsum("bhcf,bhcfd->bhcd", weights, v.view(b, h, t // f, f, d))

@@ -82,10 +82,12 @@ def dense_lsg_compressed(q, k, v, pattern: LSGPattern):
     valid = windows.sum(dim=(-1, -2)) > 0  # (B, 1, Tc)
     if kind == "pooling":
         weights = windows / (windows.sum(dim=-2, keepdim=True) + 1e-6)
-    elif kind == "bos_pooling":
+    elif kind == "bos_pooling":  # lsg-converter's arithmetic as it is written: an additive mask of 0 or min
+        minimum = torch.finfo(k.dtype).min
+        additive = (1.0 - windows.to(k.dtype)) * minimum  # (B, 1, Tc, f, 1)
         scores = (k.view(b, h, t // f, f, d) @ q[:, :, 0, :, None].unsqueeze(2)) / math.sqrt(d)  # (B, H, Tc, f, 1)
-        scores = scores.masked_fill(windows == 0, float("-inf"))
-        weights = torch.nan_to_num(torch.softmax(scores, dim=-2), nan=0.0)
+        weights = torch.softmax(scores + additive, dim=-2)
+        valid = additive.mean(dim=(-1, -2)) != minimum  # a window is masked only where the mean is exactly min
     else:
         raise ValueError(f"no dense oracle for sparsity type {kind!r}")
     pool = lambda x: (x.view(b, h, t // f, f, d) * weights).sum(dim=-2)

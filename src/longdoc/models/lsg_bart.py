@@ -95,11 +95,17 @@ class LSGBartEncoder(nn.Module):
         is_token = (torch.ones(b, t, dtype=torch.bool, device=inputs_embeds.device) if attention_mask is None
                     else attention_mask != 0)
         pattern = encoder_pattern(cfg, self.geometry, is_token, self.global_tokens_visible)
+        if pattern.length > t:  # adaptive padding, as lsg-converter: pad ids (embeddings: zeros) before positions
+            if pattern.length > cfg.max_position_embeddings:
+                raise ValueError(f"input of {t} tokens is padded to {pattern.length} (a multiple of block_size), more "
+                                 f"than this model's {cfg.max_position_embeddings} positions: truncate it")
+            pad = (self.embed_tokens(input_ids.new_full((b, pattern.length - t), cfg.pad_token_id))
+                   if input_ids is not None else inputs_embeds.new_zeros(b, pattern.length - t, inputs_embeds.shape[2]))
+            inputs_embeds = torch.cat([inputs_embeds, pad], dim=1)
         hidden = inputs_embeds + self.embed_positions(inputs_embeds[:, :, -1]).to(inputs_embeds.dtype)
         glob = self.global_embeddings.weight[: cfg.num_global_tokens]
         hidden = torch.cat([glob[None].expand(b, -1, -1).to(hidden.dtype), hidden], dim=1)  # (B, G + T, C)
         hidden = nn.functional.dropout(self.layernorm_embedding(hidden), p=cfg.dropout, training=self.training)
-        hidden = nn.functional.pad(hidden, (0, 0, 0, pattern.length - t))  # adaptive padding
         states = (hidden,) if output_hidden_states else None
         for layer in self.layers:
             if self.training and cfg.encoder_layerdrop > 0 and torch.rand([]) < cfg.encoder_layerdrop:
