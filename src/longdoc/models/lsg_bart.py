@@ -27,6 +27,7 @@ from transformers.models.bart.modeling_bart import (
     BartScaledWordEmbedding,
     shift_tokens_right,
 )
+from transformers.utils.deprecation import deprecate_kwarg
 
 from ..attention.lsg_pattern import MAX_GLOBAL_TOKENS
 from .lsg import LSGEncoder, encoder_pattern, init_lsg_fields, pool_and_crop, validate_lsg_fields
@@ -95,10 +96,9 @@ class LSGBartEncoder(nn.Module):
         is_token = (torch.ones(b, t, dtype=torch.bool, device=inputs_embeds.device) if attention_mask is None
                     else attention_mask != 0)
         pattern = encoder_pattern(cfg, self.geometry, is_token, self.global_tokens_visible)
-        if pattern.length > t:  # adaptive padding, as lsg-converter: pad ids (embeddings: zeros) before positions
-            if pattern.length > cfg.max_position_embeddings:
-                raise ValueError(f"input of {t} tokens is padded to {pattern.length} (a multiple of block_size), more "
-                                 f"than this model's {cfg.max_position_embeddings} positions: truncate it")
+        # adaptive padding, as lsg-converter: ids padded with pad_token_id (embeddings with zeros) before the positions;
+        # past the position table (where lsg-converter fails) the padded states are zeros
+        if t < pattern.length <= cfg.max_position_embeddings:
             pad = (self.embed_tokens(input_ids.new_full((b, pattern.length - t), cfg.pad_token_id))
                    if input_ids is not None else inputs_embeds.new_zeros(b, pattern.length - t, inputs_embeds.shape[2]))
             inputs_embeds = torch.cat([inputs_embeds, pad], dim=1)
@@ -106,6 +106,7 @@ class LSGBartEncoder(nn.Module):
         glob = self.global_embeddings.weight[: cfg.num_global_tokens]
         hidden = torch.cat([glob[None].expand(b, -1, -1).to(hidden.dtype), hidden], dim=1)  # (B, G + T, C)
         hidden = nn.functional.dropout(self.layernorm_embedding(hidden), p=cfg.dropout, training=self.training)
+        hidden = nn.functional.pad(hidden, (0, 0, 0, cfg.num_global_tokens + pattern.length - hidden.shape[1]))
         states = (hidden,) if output_hidden_states else None
         for layer in self.layers:
             if self.training and cfg.encoder_layerdrop > 0 and torch.rand([]) < cfg.encoder_layerdrop:
@@ -144,16 +145,28 @@ class LSGBartModel(LSGBartPreTrainedModel):
         self.encoder.embed_tokens = value
         self.decoder.embed_tokens = value
 
-    def cross_attention_mask(self, attention_mask):
-        """The decoder also sees the global tokens when they are passed to it."""
-        if attention_mask is None or not self.config.pass_global_tokens_to_decoder:
+    def cross_attention_mask(self, attention_mask, encoder_states: torch.Tensor):
+        """Which encoder states the decoder attends to: the tokens' (the first one hidden under `mask_first_token`,
+        as lsg-converter's decoder has it) and, when they are passed to it, the global tokens'."""
+        cfg = self.config
+        if cfg.mask_first_token:
+            if attention_mask is None:  # no mask means all tokens, so it must hide the first one too
+                length = encoder_states.shape[1] - (cfg.num_global_tokens if cfg.pass_global_tokens_to_decoder else 0)
+                attention_mask = torch.ones(encoder_states.shape[0], length, dtype=torch.long,
+                                            device=encoder_states.device)
+            attention_mask = attention_mask.clone()
+            attention_mask[:, 0] = 0
+        if attention_mask is None or not cfg.pass_global_tokens_to_decoder:
             return attention_mask
-        return nn.functional.pad(attention_mask, (self.config.num_global_tokens, 0), value=1)
+        return nn.functional.pad(attention_mask, (cfg.num_global_tokens, 0), value=1)
 
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, decoder_attention_mask=None,
                 head_mask=None, decoder_head_mask=None, cross_attn_head_mask=None, encoder_outputs=None,
-                past_key_values=None, inputs_embeds=None, decoder_inputs_embeds=None, use_cache=None,
+                cache=None, inputs_embeds=None, decoder_inputs_embeds=None, use_cache=None,
                 output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs):
+        """BART's forward. `cache` (transformers >= 5's name for `past_key_values`) must reach the decoder:
+        generate() feeds it one new token per step and relies on the cache for the earlier ones."""
         return_dict = self.config.return_dict if return_dict is None else return_dict
         if decoder_input_ids is None and decoder_inputs_embeds is None:
             if input_ids is None:
@@ -170,13 +183,14 @@ class LSGBartModel(LSGBartPreTrainedModel):
         decoder_outputs = self.decoder(
             input_ids=decoder_input_ids, attention_mask=decoder_attention_mask,
             encoder_hidden_states=encoder_outputs.last_hidden_state,
-            encoder_attention_mask=self.cross_attention_mask(attention_mask), past_key_values=past_key_values,
+            encoder_attention_mask=self.cross_attention_mask(attention_mask, encoder_outputs.last_hidden_state),
+            cache=cache,
             inputs_embeds=decoder_inputs_embeds, use_cache=use_cache, output_attentions=output_attentions,
             output_hidden_states=output_hidden_states, return_dict=True,
         )
         output = Seq2SeqModelOutput(
             last_hidden_state=decoder_outputs.last_hidden_state,
-            past_key_values=decoder_outputs.past_key_values,
+            cache=decoder_outputs.cache,
             decoder_hidden_states=decoder_outputs.hidden_states,
             decoder_attentions=decoder_outputs.attentions,
             cross_attentions=decoder_outputs.cross_attentions,
@@ -198,8 +212,9 @@ class LSGBartForConditionalGeneration(LSGBartPreTrainedModel, BartForConditional
         self.lm_head = nn.Linear(config.d_model, self.model.shared.num_embeddings, bias=False)
         self.post_init()
 
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, decoder_attention_mask=None,
-                encoder_outputs=None, past_key_values=None, inputs_embeds=None, decoder_inputs_embeds=None,
+                encoder_outputs=None, cache=None, inputs_embeds=None, decoder_inputs_embeds=None,
                 labels=None, use_cache=None, token_type_ids=None, **kwargs):
         """BART's forward; `token_type_ids`, which BERT-family tokenizers of warm-started models return,
         are accepted when all zero (BART has no token types)."""
@@ -207,7 +222,7 @@ class LSGBartForConditionalGeneration(LSGBartPreTrainedModel, BartForConditional
             raise ValueError("this model has no token types: encode single texts, not pairs (token_type_ids != 0)")
         return super().forward(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
                                decoder_attention_mask=decoder_attention_mask, encoder_outputs=encoder_outputs,
-                               past_key_values=past_key_values, inputs_embeds=inputs_embeds,
+                               cache=cache, inputs_embeds=inputs_embeds,
                                decoder_inputs_embeds=decoder_inputs_embeds, labels=labels, use_cache=use_cache,
                                **kwargs)
 
