@@ -51,7 +51,7 @@ def cases() -> list[dict]:
             out.append(dict(name=f"{family}-{kind}-padded-{index}", family=family, head="Model", lengths=lengths,
                             total=total, token_types=extra.get("token_types", False),
                             config={**FAMILY_CONFIG[family], **_lsg(bs, sbs, f, g, kind, settings)}))
-    for kind in ("pooling", "stride"):  # block_size == sparsity_factor: one compressed key per block
+    for kind in [kind for kind in SPARSITY if kind != "none"]:  # block_size == sparsity_factor: one key per block
         out.append(dict(name=f"bert-{kind}-step-1", family="bert", head="Model", lengths=[40, 25], total=40,
                         config={**ENCODER, **_lsg(4, 6, 4, 1, kind, {})}))
     for lengths in ([16, 10], [12, 7]):  # at most two blocks: full attention

@@ -68,6 +68,27 @@ def test_bart_trains_with_gradient_checkpointing():
     assert model.model.encoder.layers[0].attention.self.query.weight.requires_grad
 
 
+def test_bart_pads_the_ids_before_the_embeddings():
+    """Adaptive padding as lsg-converter's: padded ids (pad_token_id) are embedded with their positions, so
+    bos_pooling's padding windows see their keys; past the position table (lsg-converter fails there) the
+    padded states are zeros."""
+    torch.manual_seed(0)
+    config = longdoc.LSGBartConfig(vocab_size=60, d_model=32, encoder_layers=1, decoder_layers=1,
+                                   encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=37,
+                                   decoder_ffn_dim=37, max_position_embeddings=60, block_size=8, sparse_block_size=8,
+                                   pad_token_id=1, sparsity_type="bos_pooling")
+    encoder = longdoc.LSGBartModel(config).eval().encoder
+    ids = torch.randint(5, 60, (2, 45))
+    padded = encoder(input_ids=ids, output_hidden_states=True).hidden_states[0]  # (B, 1 global + 48, C)
+    explicit = encoder(input_ids=torch.cat([ids, torch.ones(2, 3, dtype=torch.long)], dim=1),
+                       output_hidden_states=True).hidden_states[0]
+    torch.testing.assert_close(padded, explicit)
+    past_table = encoder(input_ids=torch.randint(5, 60, (2, 57)), output_hidden_states=True)  # padded to 64 > 60
+    assert past_table.hidden_states[0].shape == (2, 1 + 64, 32)
+    assert bool((past_table.hidden_states[0][:, 1 + 57:] == 0).all())
+    assert bool(past_table.last_hidden_state.isfinite().all())
+
+
 def test_pool_with_global_puts_global_zero_on_the_first_token():
     torch.manual_seed(0)
     model = longdoc.LSGBertModel(longdoc.LSGBertConfig(**TINY)).eval()
