@@ -137,9 +137,9 @@ def test_explanations_point_at_the_segment_with_the_keyword(frozen_model, data):
     hits = 0
     for doc, prediction in zip(docs, predictions):
         (label,) = prediction.labels
-        (top,) = prediction.explanation[label]
-        hits += SIGNAL[doc.labels[0]] in top["text"]
-        assert doc.text[top["chars"][0]:top["chars"][1]].split()[:3] == top["text"].split()[:3]
+        (top,) = prediction.explanation[label].segments
+        hits += SIGNAL[doc.labels[0]] in top.text
+        assert doc.text[top.start : top.end] == top.text
     assert hits >= 0.8 * len(docs)
 
 

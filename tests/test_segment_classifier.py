@@ -301,4 +301,4 @@ def test_an_mpnet_encoder_gets_its_own_special_tokens_and_length_limit(tmp_path)
     with pytest.raises(ValueError, match="chunk_size <= 62"):
         get_family("segment").build(str(source), LabelSpace(("a", "b"), False), {"chunk_size": 63})
     (prediction,) = model.predict([" ".join(WORDS[10:90])], tokenizer=tokenizer, explain=True)
-    assert len(prediction.explanation[prediction.labels[0]]) == 2
+    assert len(prediction.explanation[prediction.labels[0]].segments) == 2

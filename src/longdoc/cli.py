@@ -250,8 +250,11 @@ def add_predict_command(subparsers) -> None:
     )
     parser.add_argument("model_dir", metavar="MODEL_DIR")
     parser.add_argument("files", metavar="FILE", nargs="+")
-    parser.add_argument("--explain", action="store_true", help="show the segments that drove each predicted label")
+    parser.add_argument("--explain", action="store_true",
+                        help="show the segments that drove each predicted label and, in each, the sentences that "
+                        "carry it (scored by occlusion: a few times the cost of predicting)")
     parser.add_argument("--top-segments", type=int, default=3, metavar="K", help="segments shown per label")
+    parser.add_argument("--top-sentences", type=int, default=3, metavar="K", help="sentences shown per segment")
     parser.add_argument("--text-column", default="text", metavar="NAME")
     add_hat_reading_arguments(parser)
     parser.set_defaults(run=run_predict)
@@ -279,12 +282,12 @@ def run_predict(args) -> int:
         texts.append(text)
     classifier = load_pipeline(args.model_dir, truncate=args.truncate or None)
     predictions = classifier.predict(texts, explain=args.explain, top_segments=args.top_segments,
-                                     progress="predicting")
+                                     top_sentences=args.top_sentences, progress="predicting")
     for source, prediction in zip(sources, predictions):
         record = {"document": source, "labels": prediction.labels,
                   "scores": {k: round(v, 6) for k, v in prediction.scores.items()}}
         if args.explain:
-            record["explanation"] = prediction.explanation
+            record["explanation"] = {label: e.to_dict() for label, e in prediction.explanation.items()}
         print(json.dumps(record, ensure_ascii=False))
         if args.explain:
             print(format_explanation(prediction), file=sys.stderr)
@@ -350,12 +353,19 @@ def _read_text(name: str) -> str:
     return text
 
 
-def format_explanation(prediction) -> str:
+def format_explanation(prediction, width: int = 200) -> str:
+    """Per label, its top segments (weight, characters) and under each the sentences that carry the
+    label: the drop of its log-odds without the sentence, the sentence's characters and its text."""
     lines = []
-    for label, segments in prediction.explanation.items():
-        lines.append(f"  {label} ({prediction.scores[label]:.3f}):")
-        for item in segments:
-            lines.append(f"    segment {item['segment']:>3}  weight {item['weight']:.3f}  {item['text']}")
+    for label, explanation in prediction.explanation.items():
+        lines.append(f"  {label} ({explanation.probability:.3f}):")
+        for segment in explanation.segments:
+            lines.append(f"    segment {segment.segment:>3}  weight {segment.weight:.3f}  "
+                         f"characters {segment.start}-{segment.end}")
+            for sentence in segment.sentences:
+                text = " ".join(sentence.text.split())
+                text = text if len(text) <= width else text[: width - 3].rstrip() + "..."
+                lines.append(f"      {sentence.score:+7.3f}  [{sentence.start}:{sentence.end}]  {text}")
     return "\n".join(lines)
 
 

@@ -21,17 +21,23 @@ import torch
 
 from .data.documents import DataError, read_documents, read_sentence_documents
 from .tasks.classification import LabelSpace, classification_metrics, predicted_indicators, probabilities
+from .tasks.explanations import Explanation
 from .tasks.families import classifier_task, load_classifier
 from .tasks.sentences import encode_sentence_labels, sentence_metrics
-
-SNIPPET_CHARS = 160
 
 
 @dataclass
 class DocumentPrediction:
     labels: list[str]  # predicted labels (one for single-label models)
     scores: dict[str, float]  # probability of every label
-    explanation: dict[str, list[dict]] = field(default_factory=dict)  # label -> top segments: weight, text, span
+    explanation: dict[str, Explanation] = field(default_factory=dict)  # label -> its top segments and sentences
+
+    def to_dict(self) -> dict:
+        """Plain lists and dicts (JSON-serialisable), the explanation included when there is one."""
+        record = {"labels": self.labels, "scores": self.scores}
+        if self.explanation:
+            record["explanation"] = {label: e.to_dict() for label, e in self.explanation.items()}
+        return record
 
 
 class DocumentClassifier:
@@ -66,29 +72,24 @@ class DocumentClassifier:
                 raise DataError(f"document {index} is empty: give text to classify")
         return self.family.predict(self.model, self.tokenizer, texts, explain=explain, bf16=bf16, progress=progress)
 
-    def predict(self, texts: str | list[str], explain: bool = False, top_segments: int = 3,
+    def predict(self, texts: str | list[str], explain: bool = False, top_segments: int = 3, top_sentences: int = 3,
                 bf16: bool | None = None, progress: str | None = None) -> list[DocumentPrediction]:
-        """Labels and per-label probabilities of each text; with `explain`, the segments that drove
-        each predicted label (their weight and text, shortened)."""
+        """Labels and per-label probabilities of each text; with `explain`, for each predicted label an
+        `Explanation`: its `top_segments` segments (weight, character span) and in each the
+        `top_sentences` sentences that carry the label, scored by occlusion (see
+        `longdoc.tasks.explanations`; it costs a few times the prediction)."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         predictions = self.predict_logits(texts, explain, bf16, progress)
         probs = probabilities(predictions.logits, self.space.multi_label)
         chosen = predicted_indicators(probs, self.space.multi_label, self.threshold)
-        results = []
-        for row, text in enumerate(texts):
-            labels = [self.space.names[i] for i in np.flatnonzero(chosen[row])]
-            scores = {name: float(p) for name, p in zip(self.space.names, probs[row])}
-            explanation = {}
-            if explain and predictions.explanations is not None:
-                spans = predictions.segment_spans[row]
-                for label in labels:
-                    explanation[label] = [
-                        {"segment": index, "weight": weight, "chars": list(spans[index]),
-                         "text": _snippet(text, spans[index])}
-                        for weight, index in predictions.explanations[row][label][:top_segments]
-                    ]
-            results.append(DocumentPrediction(labels, scores, explanation))
-        return results
+        labels = [[self.space.names[i] for i in np.flatnonzero(row)] for row in chosen]
+        explanations = [{} for _ in texts]
+        if explain and predictions.explanations is not None:
+            explanations = self.family.explain(self.model, self.tokenizer, texts, predictions, labels, probs,
+                                               top_segments, top_sentences, bf16,
+                                               progress="explaining" if progress else None)
+        return [DocumentPrediction(names, {name: float(p) for name, p in zip(self.space.names, row)}, explanation)
+                for names, row, explanation in zip(labels, probs, explanations)]
 
     def evaluate(self, path: str | os.PathLike, text_column: str = "text", label_column: str = "label",
                  progress: str | None = None) -> dict:
@@ -192,8 +193,3 @@ def split_into_sentences(text: str) -> list[str]:
 
     return [text[start:end] for start, end in split_sentences(text)]
 
-
-def _snippet(text: str, span: tuple[int, int]) -> str:
-    start, end = span
-    piece = " ".join(text[start:end].split())
-    return piece if len(piece) <= SNIPPET_CHARS else piece[: SNIPPET_CHARS - 3].rstrip() + "..."

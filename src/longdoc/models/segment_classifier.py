@@ -255,8 +255,9 @@ class SegmentClassifier(PreTrainedModel):
 
     def predict(self, texts, explain: bool = False, tokenizer=None, **kwargs):
         """Classify raw text(s): a list of `longdoc.DocumentPrediction` (labels, scores, and with
-        `explain` the segments behind each label). The tokenizer is read from the model's folder
-        unless given."""
+        `explain` an `Explanation` per label: its top segments and the sentences in them that carry
+        it, with their character spans and occlusion scores). The tokenizer is read from the model's
+        folder unless given; `kwargs` go to `DocumentClassifier.predict` (top_segments, top_sentences...)."""
         from transformers import AutoTokenizer
 
         from ..pipelines import DocumentClassifier

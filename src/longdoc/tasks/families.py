@@ -18,7 +18,7 @@ import logging
 import os
 import warnings
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ from ..models.segment_encoding import (
     pad_segments,
 )
 from .classification import LabelSpace
+from .explanations import Explanation, OcclusionExplainer
 
 logger = logging.getLogger(__name__)
 
@@ -56,19 +57,12 @@ class TrainingDefaults:
 
 
 @dataclass
-class Explanation:
-    """Which parts of a document drove a label: (weight, text) of its top segments."""
-
-    label: str
-    segments: list[tuple[float, str]] = field(default_factory=list)
-
-
-@dataclass
 class Predictions:
     logits: np.ndarray  # (D, L)
     explanations: list[dict[str, list[tuple[float, int]]]] | None = None  # per document: label -> (weight, segment)
     segment_spans: list[list[tuple[int, int]]] | None = None  # per document: character spans of its segments
     tokens: int = 0  # tokens read
+    segment_vectors: list[torch.Tensor] | None = None  # per document (N, C), kept with explain to score sentences
 
 
 HAT_OPTIONS = ("layout", "max_sentences", "max_sentence_size", "segmentation", "truncate")  # --family hat only
@@ -115,6 +109,14 @@ class ClassifierFamily(ABC):
     @abstractmethod
     def predict(self, model, tokenizer, texts: list[str], explain: bool = False, bf16: bool | None = None,
                 progress: str | None = None) -> Predictions: ...
+
+    def explain(self, model, tokenizer, texts: list[str], predictions: Predictions, labels: list[list[str]],
+                probabilities: np.ndarray, top_segments: int = 3, top_sentences: int = 3, bf16: bool | None = None,
+                progress: str | None = None) -> list[dict[str, Explanation]]:
+        """Per document, label -> Explanation of each of its `labels` (what `predict(explain=True)`
+        found); only families whose predict gives explanations implement it."""
+        raise ValueError(f"--family {self.name} does not explain its predictions; the segment, chunk-pool and "
+                         f"truncate families do")
 
     @abstractmethod
     def load(self, model_dir: str) -> PreTrainedModel:
@@ -251,7 +253,27 @@ class SegmentFamily(ClassifierFamily):
             explanations=explanations if explain else None,
             segment_spans=[d.char_spans for d in documents],
             tokens=sum(sum(len(s) for s in d.segments) for d in documents),
+            segment_vectors=vectors if explain else None,
         )
+
+    def explain(self, model, tokenizer, texts, predictions, labels, probabilities, top_segments=3, top_sentences=3,
+                bf16=None, progress=None):
+        """The top segments of each label by its weights, and their sentences scored by occlusion
+        (`longdoc.tasks.explanations`: the drop of the label's log-odds without the sentence)."""
+        from tqdm.auto import tqdm
+
+        if not tokenizer.is_fast:
+            raise ValueError(f"{type(tokenizer).__name__} gives no character offsets, which explanations need to "
+                             f"place sentences in segments: load the model's fast tokenizer (use_fast=True)")
+        explainer = OcclusionExplainer(model, tokenizer, self.segmentation(model.config),
+                                       multi_label=model.config.problem_type == "multi_label_classification", bf16=bf16)
+        names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        results = []
+        for row in tqdm(range(len(texts)), desc=progress, disable=progress is None):
+            scores = {name: float(p) for name, p in zip(names, probabilities[row])}
+            results.append(explainer.explain(texts[row], predictions.segment_vectors[row], predictions.explanations[row],
+                                             scores, labels[row], top_segments, top_sentences))
+        return results
 
 
 def _segment_weights(out, config) -> list[dict[str, list[tuple[float, int]]]]:
