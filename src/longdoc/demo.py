@@ -42,6 +42,7 @@ def packaged_minilm() -> Path:
 
 def run(out: Path, max_segments: int, cache_dir: Path | None) -> None:
     from longdoc import DocumentClassifier, train_classifier
+    from longdoc.cli import format_explanation
     from longdoc.data.kernel_docs import KernelDocsError, ensure_kernel_docs, summary
     from longdoc.models.segment_encoding import bf16_autocast_default, cpu_has_bf16
 
@@ -99,9 +100,9 @@ def run(out: Path, max_segments: int, cache_dir: Path | None) -> None:
     label = prediction.labels[0]
     print(f"document: Documentation/{document['id']} ({len(document['text'].split())} words), true subsystem "
           f"{document['label']!r}")
-    print(f"predicted: {label!r} (probability {prediction.scores[label]:.3f}); the segments that weighed most:")
-    for item in prediction.explanation[label]:
-        print(f"  segment {item['segment']:>2}  weight {item['weight']:.3f}  {item['text']}")
+    print(f"predicted: {label!r} (probability {prediction.scores[label]:.3f}); the segments that weighed most and in "
+          f"each the sentences that carry the label (how much its log-odds drop without them, their characters):")
+    print(format_explanation(prediction, width=110))
 
     step(6, f"writing the table and plot to {out}")
     _write(rows, out)
