@@ -200,7 +200,7 @@ def test_sentence_classification_end_to_end(hat, sentence_data, tmp_path, capsys
     code = _train(["--task", "sentences", "--model", str(hat), "--train", str(sentence_data["train"]),
                    "--validation", str(sentence_data["dev"]), "--output", str(out), "--epochs", "8",
                    "--learning-rate", "2e-3", "--batch-size", "4"])
-    printed = capsys.readouterr().out
+    printed = "".join(capsys.readouterr())  # the result on stdout, progress lines on stderr
     assert code == 0 and "sentence classifier" in printed and "dev (sentences): macro-F1" in printed
     config = json.loads((out / "config.json").read_text())
     assert config["architectures"] == ["HATForSequentialSentenceClassification"]
@@ -342,7 +342,7 @@ def test_sentence_files_train_sentence_classification(hat, sentence_data, tmp_pa
     out = tmp_path / "tagger"
     code = _train(["--task", task, "--family", "hat", "--model", str(hat), "--train", str(sentence_data["train"]),
                    "--validation", str(sentence_data["dev"]), "--output", str(out), "--epochs", "1"])
-    printed = capsys.readouterr().out
+    printed = "".join(capsys.readouterr())  # the result on stdout, progress lines on stderr
     assert code == 0 and "dev (sentences)" in printed
     assert ("training sequential sentence classification" in printed) == (task == "classification")
     config = json.loads((out / "config.json").read_text())

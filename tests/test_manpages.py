@@ -1,5 +1,5 @@
 """The man page summarization set (longdoc.data.manpages): the builder on fake man trees, and a few
-real pages of the Debian packages when installed. The roff reader itself is in test_roff.py."""
+real pages of the Debian packages when installed. The groff wrapper itself is in test_roff.py."""
 
 import gzip
 import hashlib
@@ -11,11 +11,6 @@ import pytest
 
 from longdoc.data import manpages as mp
 from longdoc.data import roff
-
-
-def test_roff_names_still_importable_from_manpages():
-    for name in ("render_roff", "name_description", "so_target", "split_args", "resolve_include", "RenderedPage"):
-        assert getattr(mp, name) is getattr(roff, name)
 
 
 def test_split_of_is_sha1_bucketed_and_stable():
@@ -136,6 +131,13 @@ def test_bad_gzip_names_the_reinstall(tmp_path):
         mp.read_page(page)
 
 
+def test_missing_groff_names_its_package(tmp_path, monkeypatch):
+    page = _write(tmp_path / "man" / "man2" / "foo.2", _page("foo", "do a foo", 60))
+    monkeypatch.setattr(roff.shutil, "which", lambda name: None)
+    with pytest.raises(mp.ManpagesUnavailable, match="apt-get install groff-base"):
+        mp.read_page(page)
+
+
 def test_missing_dpkg_names_the_install_command(monkeypatch):
     monkeypatch.setattr(mp.shutil, "which", lambda name: None)
     with pytest.raises(mp.ManpagesUnavailable, match="apt-get install manpages manpages-dev"):
@@ -172,7 +174,9 @@ def test_real_pages(installed, tmp_path):
     text = rows["open.2"]["text"]
     assert text.startswith("LIBRARY\nStandard C library (libc, -lc)\n\nSYNOPSIS\n#include <fcntl.h>")
     assert "\nDESCRIPTION\nThe open() system call opens the file specified by pathname." in text
-    assert "\nO_APPEND\nThe file is opened in append mode." in text
+    assert "\nO_APPEND\n       The file is opened in append mode." in text  # a .TP tag, its text indented
+    assert "\b" not in text and "\x1b" not in text  # no bold or underlining
+    assert "renderer" in manifest["rules"] and manifest["rules"]["renderer"].startswith("GNU groff version")
     assert "\\f" not in text and not any(line.startswith((".", "'\\")) for line in text.splitlines())
 
 

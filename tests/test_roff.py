@@ -1,15 +1,14 @@
-"""The roff reader (longdoc.data.roff): man pages rendered to text, on inline snippets."""
+"""The groff wrapper (longdoc.data.roff): man pages rendered to plain, stable text by groff."""
+
+from pathlib import Path
 
 import pytest
 
+from longdoc.data import roff
 from longdoc.data.roff import name_description, render_roff, so_target
 
-SNIPPET = r""".\" Copyright line: a comment
+SNIPPET = r""".\" a comment
 .TH FOO 2 2024-01-01 "Linux man-pages 6.03"
-.ds Ex example\(em\fIstring\fP
-.de Qt
-\\$2\(lq\\$1\(rq\\$3
-..
 .SH NAME
 foo, foo-bar \- do the \fBfoo\fP thing
 .SH SYNOPSIS
@@ -17,7 +16,6 @@ foo, foo-bar \- do the \fBfoo\fP thing
 .B #include <foo.h>
 .PP
 .BI "int foo(int " fd ", const char *" path );
-    indented \e line
 .fi
 .SH DESCRIPTION
 The
@@ -25,87 +23,74 @@ The
 call does
 .IR "very little" ;
 see
-.BR bar (2). \" an inline comment
-It is an \*(Ex and costs 10\ ms \- or less.
-.PP
-Joined\c
-.B word
-and a
-.Qt quoted ( ).
-.if n Shown on terminals.
-.if t Shown on paper.
-.ie n .ds Mode nroff
-.el .ds Mode troff
-Mode \*[Mode].
+.BR bar (2).
+A long paragraph follows so that a terminal would wrap it: internationalization
+internationalization internationalization internationalization internationalization
+internationalization internationalization internationalization internationalization end.
 .TP
 .B \-x
 The x option.
-.TQ
-.B \-\-ex \c
-.RI [ val ]
-Same.
-.IP \[bu] 2
-A bullet
-item.
-.RS
-Inside.
-.RE
-.sp
-.in +4n
-.EX
-int x = 1;   /* code */
-.EE
-.in
-.TS
-tab(:);
-l l.
-Name:Value
-T{
-a long
-cell
-T}:1
-.TE
 .SS Sub title
-.PP
 Sub text.
 .SH "SEE ALSO"
-.BR open (2),
-.UR https://example.org/foo
-the foo site
-.UE .
+.BR open (2)
 """
 
 
-def test_render_roff_strips_requests_and_escapes():
-    page = render_roff(SNIPPET)
-    assert (page.title, page.section) == ("FOO", "2")
+@pytest.fixture(scope="module")
+def page():
+    return render_roff(SNIPPET)
+
+
+def test_sections_titles_and_name_line(page):
     assert [name for name, _ in page.sections] == ["NAME", "SYNOPSIS", "DESCRIPTION", "SEE ALSO"]
     assert page.get("NAME") == "foo, foo-bar - do the foo thing"
-    # no-fill: lines kept, alternating fonts joined without spaces, \e a backslash, .PP a blank line
-    assert page.get("SYNOPSIS") == "#include <foo.h>\n\nint foo(int fd, const char *path);\n    indented \\ line"
-    paragraphs = page.get("DESCRIPTION").split("\n\n")
-    assert paragraphs[0] == (  # filled into one line; comments, fonts gone; \*(Ex a .ds string
-        "The foo() call does very little; see bar(2). It is an example\u2014string and costs 10 ms - or less."
-    )
-    # \c glues; a .de macro with arguments; .if n true, .if t false; .ie/.el; \*[name]
-    assert paragraphs[1] == "Joinedword and a (\u201cquoted\u201d). Shown on terminals. Mode nroff."
-    assert paragraphs[2] == "-x\nThe x option.\n--ex [val]\nSame."  # .TP/.TQ tags on their own line
-    assert paragraphs[3] == "\u2022 A bullet item.\nInside."  # .IP tag, .RS breaks the line
-    assert paragraphs[4] == "int x = 1;   /* code */"  # .EX keeps spacing
-    assert paragraphs[5] == "Name  Value\na long cell  1"  # tbl with tab(:) and a T{ T} block
-    assert paragraphs[6] == "Sub title\nSub text."  # .SS kept with its paragraph
-    assert page.get("SEE ALSO") == "open(2), the foo site <https://example.org/foo>."
+    assert name_description(page.get("NAME")) == "do the foo thing"
+    assert page.get("SYNOPSIS") == "#include <foo.h>\n\nint foo(int fd, const char *path);"
+    assert page.get("SEE ALSO") == "open(2)"
+
+
+def test_bold_italic_and_layout(page):
     everything = "\n".join(text for _, text in page.sections)
-    assert "\\f" not in everything and "\\-" not in everything and "\\(" not in everything
-    assert not any(line.startswith(".") for line in everything.splitlines())
+    assert not any(c in everything for c in "\b\x1b")  # no overstrike, no SGR escapes
+    assert "\\f" not in everything and "\\-" not in everything
+    paragraphs = page.get("DESCRIPTION").split("\n\n")
+    # one line per filled paragraph: not wrapped, not hyphenated, not padded
+    assert paragraphs[0].startswith("The foo() call does very little; see bar(2).  A long paragraph")
+    assert "\n" not in paragraphs[0] and paragraphs[0].endswith("internationalization end.")
+    assert "   " not in paragraphs[0]
+    assert paragraphs[1] == "-x     The x option."  # a short .TP tag shares its line; "\-" is ASCII
+    assert paragraphs[2] == "Sub title\nSub text."  # .SS heading, standard indentation removed
 
 
-def test_body_keeps_section_titles_and_drops_name():
-    page = render_roff(SNIPPET)
+def test_body_keeps_section_titles_and_drops_name(page):
     body = page.body()
     assert body.startswith("SYNOPSIS\n#include <foo.h>\n")
-    assert "\n\nDESCRIPTION\nThe foo() call" in body and "\n\nSEE ALSO\nopen(2)" in body
+    assert "\n\nDESCRIPTION\nThe foo() call" in body and body.endswith("\n\nSEE ALSO\nopen(2)")
     assert "do the foo thing" not in body and "NAME" not in body
+
+
+def test_output_does_not_depend_on_the_terminal(monkeypatch, page):
+    for name, value in (("MANWIDTH", "40"), ("COLUMNS", "40"), ("GROFF_SGR", "1"), ("LANG", "C")):
+        monkeypatch.setenv(name, value)
+    assert render_roff(SNIPPET) == page
+
+
+def test_so_includes_are_inlined(tmp_path):
+    import gzip
+
+    (tmp_path / "man3").mkdir()
+    (tmp_path / "man3" / "part.3.gz").write_bytes(gzip.compress(b"Included\n.B text\nfrom part.\n"))
+    source = ".TH X 3\n.SH NAME\nx \\- y\n.SH NOTES\n.so man3/part.3\n.so man3/missing.3\n"
+    page = render_roff(source, include_root=tmp_path)
+    assert page.get("NOTES") == "Included text from part." and page.includes == ["man3/part.3"]
+    assert render_roff(source).get("NOTES") == ""  # no include root: .so lines dropped
+
+
+def test_missing_groff_names_the_package(monkeypatch):
+    monkeypatch.setattr(roff.shutil, "which", lambda name: None)
+    with pytest.raises(roff.GroffMissing, match="apt-get install groff-base"):
+        render_roff(SNIPPET)
 
 
 @pytest.mark.parametrize(
@@ -123,12 +108,26 @@ def test_name_description(line, expected):
     assert name_description(line) == expected
 
 
-def test_name_line_rendered_from_roff():
-    source = ".TH LD.SO 8\n.SH NAME\nld.so, ld\\-linux.so \\- dynamic\nlinker/loader\n.SH DESCRIPTION\nx\n"
-    assert name_description(render_roff(source).get("NAME")) == "dynamic linker/loader"
-
-
 def test_so_target():
     assert so_target('.\\" Link\n.so man2/ioctl_console.2\n') == "man2/ioctl_console.2"
     assert so_target(".so man7/string_copying.7\n") == "man7/string_copying.7"
     assert so_target(".TH X 2\n.so man2/a.2\n") is None  # content besides the .so: not an alias
+
+
+REAL_PAGES = [Path("/usr/share/man/man2/open.2.gz"), Path("/usr/share/man/man7/signal.7.gz"),
+              Path("/usr/share/man/man3/printf.3.gz")]
+
+
+@pytest.mark.parametrize("path", REAL_PAGES, ids=lambda p: p.name)
+def test_real_pages(path):
+    if not path.is_file():
+        pytest.skip(f"{path} is not installed (apt-get install manpages manpages-dev)")
+    page = render_roff(roff.read_roff(path), include_root=path.parent.parent)
+    titles = [name for name, _ in page.sections]
+    assert titles[0] == "NAME" and {"DESCRIPTION", "SEE ALSO"} <= set(titles)
+    assert name_description(page.get("NAME"))
+    text = page.body()
+    assert not any(c in text for c in "\b\x1b") and "\\f" not in text
+    assert not any(line.startswith((".", "'\\")) for line in text.splitlines())
+    assert not any(title.startswith("Linux man-pages") for title in titles)  # the footer (and header) dropped
+    assert render_roff(roff.read_roff(path), include_root=path.parent.parent) == page  # stable

@@ -13,11 +13,13 @@ of these two packages, so pages of other packages in the same folders are left o
 (or with the packages missing) the build stops with :class:`ManpagesUnavailable` naming the fix,
 ``apt-get install manpages manpages-dev``. Nothing is downloaded.
 
-Rendering. Pages are rendered to plain text by :func:`longdoc.data.roff.render_roff`, the roff
-reader of :mod:`longdoc.data.roff` (not the ``man`` program, so the text depends neither on its
-version nor on the locale or the terminal width): one line per filled paragraph, a blank line
-between paragraphs, no-fill blocks (synopses, examples) and ``.TP`` tags on lines of their own.
-Its names (``render_roff``, ``name_description``, ``so_target``...) are re-exported here.
+Rendering. Pages are rendered to plain text by groff (:func:`longdoc.data.roff.render_roff`:
+``groff -man -Tutf8`` with a fixed, very long line length, no hyphenation or adjustment, no bold
+or underlining), so the text depends on the page and groff's version only, not on the terminal or
+the locale: one line per filled paragraph, a blank line between paragraphs, no-fill blocks
+(synopses, examples) and ``.TP`` tags on lines of their own. The groff version and its arguments
+are recorded in the manifest (``rules.renderer``); without groff the build stops naming the fix,
+``apt-get install groff-base``.
 
 Pages (one per file):
   * the files of the packages under ``man*/`` folders, gzipped or plain; symbolic links are aliases
@@ -48,6 +50,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -60,24 +63,17 @@ from pathlib import Path
 
 from longdoc.data import roff
 from longdoc.data.dataset_files import combined_checksum, sha256_file, write_atomic, write_split_files
-from longdoc.data.roff import (  # noqa: F401  (re-exported: once defined here)
-    MAX_INCLUDE_DEPTH,
-    RenderedPage,
-    RoffError,
-    name_description,
-    render_roff,
-    resolve_include,
-    so_target,
-    split_args,
-)
-from longdoc.data.roff_syntax import DEFAULT_STRINGS, MAX_MACRO_DEPTH, SPECIAL_CHARS  # noqa: F401
+from longdoc.data.roff import GroffMissing, RoffError, name_description, render_roff, so_target
+from longdoc.logs import show_progress
+
+logger = logging.getLogger(__name__)
 
 PACKAGES: tuple[str, ...] = ("manpages", "manpages-dev")
 INSTALL_HINT = "apt-get install manpages manpages-dev"
 SPLITS = ("train", "dev", "test")
 SPLIT_PERCENT = {"train": 80, "dev": 10, "test": 10}  # buckets of int(sha1(id), 16) % 100, in order
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: rendered by groff
 MIN_WORDS = 50
 SKIP_REASONS = ("alias", "no_name", "short", "duplicate")
 
@@ -114,7 +110,7 @@ class Page:
 
 
 def _log(message: str) -> None:
-    print(f"[manpages] {message}", file=sys.stderr, flush=True)
+    logger.info(f"[manpages] {message}")
 
 
 # --------------------------------------------------------------------------- locating the pages
@@ -207,7 +203,12 @@ def read_page(path: str | os.PathLike, min_words: int = MIN_WORDS) -> PageResult
     source = read_roff(path)
     if so_target(source) is not None:
         return PageResult(pid, skipped="alias")
-    rendered = render_roff(source, include_root=path.parent.parent, read=read_roff)
+    try:
+        rendered = render_roff(source, include_root=path.parent.parent, read=read_roff)
+    except GroffMissing as error:
+        raise ManpagesUnavailable(str(error)) from error
+    except RoffError as error:
+        raise ManpagesError(f"{path}: {error}") from error
     summary = name_description(rendered.get("NAME") or "")
     if not summary:
         return PageResult(pid, skipped="no_name")
@@ -287,13 +288,22 @@ def text_statistics(pages: Sequence[Page]) -> dict:
     }
 
 
+def renderer() -> str:
+    """The groff that renders the pages, and how it is run."""
+    try:
+        return f"{roff.groff_version()}: groff {' '.join(roff.GROFF_ARGS)}, GROFF_NO_SGR=1"
+    except GroffMissing as error:
+        raise ManpagesUnavailable(str(error)) from error
+
+
 def selection_rules(min_words: int, pages: Sequence[str] | None = None, limit: int | None = None) -> dict:
     """What decides the content of a set; a set built under other rules is never reused."""
     return {
         "format_version": FORMAT_VERSION,
         "files": "man*/ pages listed by dpkg -L; symlinks and pure .so aliases skipped; .so inside pages followed",
         "summary": "NAME section, the description after the dash",
-        "text": "every other section, title line then body, rendered from roff by longdoc.data.manpages",
+        "text": "every other section, title line then body, rendered from roff by groff",
+        "renderer": renderer(),
         "min_words": min_words,
         "duplicates": "exact duplicate texts dropped, the first id kept",
         "split": "int(sha1(id), 16) % 100: < 80 train, < 90 dev, else test",
@@ -431,6 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, metavar="N", help="read only the first N page files (trials)")
     parser.add_argument("--rebuild", action="store_true", help="build even if a matching set exists")
     args = parser.parse_args(argv)
+    show_progress()
     out_dir = args.out if args.out is not None else default_out_dir()
     try:
         manifest = ensure_manpages(out_dir, min_words=args.min_words, limit=args.limit, rebuild=args.rebuild)
