@@ -5,6 +5,7 @@ multiples of the block, one short enough for full attention alone)."""
 
 import json
 import os
+import random
 import subprocess
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import pytest
 import torch
 
 import longdoc
+from longdoc.summarizer import Summarizer
 from lsg_generation_cases import BEAM, GREEDY, MODEL, PADDING_DEPENDENT, cases, make_inputs
+from tiny_checkpoints import WORDS, bert_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 ORACLE_PYTHON = Path(os.environ.get("LONGDOC_LSG_ORACLE", ROOT / ".venv-lsg" / "bin" / "python"))
@@ -127,3 +130,22 @@ def test_mask_first_token_hides_the_first_token_from_the_decoder_too(passed):
         unmasked = model(input_ids=ids, decoder_input_ids=decoder_ids).logits
     torch.testing.assert_close(changed, logits, rtol=0, atol=1e-4)
     torch.testing.assert_close(unmasked, logits, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("sparsity", ["norm", PADDING_DEPENDENT])
+def test_the_summarizer_gives_a_document_the_same_summary_alone_and_in_a_batch(sparsity):
+    """`longdoc summarize` batches its files: a summary must not depend on the documents batched with it, even
+    with a tokenizer that pads on the left, nor for bos_pooling (which the Summarizer runs a document at a time)."""
+    tokenizer = bert_tokenizer()
+    tokenizer.padding_side = "left"
+    ids = dict(vocab_size=len(tokenizer), pad_token_id=0, bos_token_id=2, eos_token_id=3, decoder_start_token_id=2,
+               forced_eos_token_id=3)  # [PAD], [CLS], [SEP]
+    model = random_model(dict(MODEL, **ids, block_size=8, sparse_block_size=8, num_global_tokens=2,
+                              sparsity_type=sparsity))
+    rng = random.Random(0)
+    texts = [" ".join(rng.choice(WORDS[10:40]) for _ in range(n)) for n in (70, 12, 41, 25)]
+    batched = list(Summarizer(model, tokenizer, batch_size=4).summarize(texts, num_beams=2, max_length=10))
+    alone = [next(Summarizer(model, tokenizer, batch_size=1).summarize([text], num_beams=2, max_length=10))
+             for text in texts]
+    assert batched == alone
+    assert len(set(alone)) > 1  # the summaries do depend on the document

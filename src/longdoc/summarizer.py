@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Iterable, Iterator
@@ -19,7 +20,12 @@ from transformers import AutoConfig, AutoTokenizer
 from .data.pairs import read_pairs
 from .tasks.summarization import lead_baseline, rouge_scores
 
+logger = logging.getLogger(__name__)
+
 GENERATION_OPTIONS = ("num_beams", "length_penalty", "no_repeat_ngram_size", "min_length", "max_length")
+# LSG sparsity whose outputs depend on the padding a batch brings (as in lsg-converter, windows of padding only
+# are attended): such models summarize one document at a time, so that no summary depends on its batch-mates
+PADDING_DEPENDENT_SPARSITY = {"bos_pooling"}
 
 
 def load_seq2seq(model_dir: str | os.PathLike, dtype=None):
@@ -44,6 +50,10 @@ class Summarizer:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        if getattr(model.config, "sparsity_type", None) in PADDING_DEPENDENT_SPARSITY and batch_size > 1:
+            logger.info("%s sparsity depends on the padding of a batch: summarizing one document at a time",
+                        model.config.sparsity_type)
+            self.batch_size = 1
         positions = getattr(model.config, "max_position_embeddings", None) or tokenizer.model_max_length
         self.max_source_length = min(max_source_length or positions, positions)
         self.truncated = 0  # documents cut to max_source_length so far
@@ -81,8 +91,10 @@ class Summarizer:
     def _summarize_batch(self, texts: list[str], settings: dict) -> list[str]:
         full = self.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
         self.truncated += sum(len(ids) > self.max_source_length for ids in full)
+        # padding on the right whatever the tokenizer's default: positions count from the first token, so left
+        # padding would move a short document's tokens by the length of its longest batch-mate
         inputs = self.tokenizer(texts, truncation=True, max_length=self.max_source_length, padding=True,
-                                return_tensors="pt", return_token_type_ids=False)
+                                padding_side="right", return_tensors="pt", return_token_type_ids=False)
         inputs = {k: v.to(self.model.device) for k, v in inputs.items()}
         with torch.inference_mode():
             tokens = self.model.generate(**inputs, **settings)
