@@ -15,7 +15,8 @@ links and pages that only hold a ``.so`` include are aliases and skipped. id = `
 label = the section (``2 system calls``, ``3 library functions``, ``4 special files``, ``5 file
 formats``, ``7 overviews``; 1 and 8 have too few long pages); text = the page rendered by
 ``groff -man -Tutf8`` (formatting characters dropped with ``-P-cbou``, lines of at most 78
-columns, one continuous page: ``-rcR=1``), the running header and footer lines removed and runs of
+columns, one continuous page: ``-rcR=1``, no hyphenation: ``-rHY=0``), the running header and
+footer lines removed, the extra spaces of justified lines collapsed (indentation kept) and runs of
 blank lines collapsed. The groff version is recorded in the manifest (another version may break
 lines differently). Kept: pages of at least 500 words in sections of at least 10 such pages.
 Near-duplicates, split and output: :mod:`longdoc.data.package_sets`.
@@ -44,12 +45,12 @@ MAN_IN_PACKAGE = Path("usr/share/man")
 MIN_WORDS, MIN_CLASS_SIZE = 500, 10
 SECTION_NAMES = {"1": "user commands", "2": "system calls", "3": "library functions", "4": "special files",
                  "5": "file formats", "6": "games", "7": "overviews", "8": "administration"}
-GROFF = ("groff", "-man", "-Tutf8", "-P-cbou", "-rcR=1", "-rLL=78n")
+GROFF = ("groff", "-man", "-Tutf8", "-P-cbou", "-rcR=1", "-rLL=78n", "-rHY=0")
 RULES = {
     "format_version": 1,
     "documents": f"{MAN_IN_PACKAGE}/man<N>/* (symlinks and .so-only pages skipped)",
     "label": "the section: '<N> <name>'",
-    "text": " ".join(GROFF) + "; header and footer lines removed, blank-line runs collapsed",
+    "text": " ".join(GROFF) + "; header and footer lines removed, inner space runs and blank-line runs collapsed",
 }
 
 
@@ -65,11 +66,17 @@ def render_page(source: str, man_root: Path) -> str:
                             env={**os.environ, "LC_ALL": "C.UTF-8", "MANWIDTH": "78"})
     if result.returncode != 0:
         raise PackageSetError(f"groff failed ({result.returncode}): {result.stderr.strip()[:300]}")
-    lines = [line.rstrip() for line in result.stdout.split("\n")]
+    lines = [_unjustified(line.rstrip()) for line in result.stdout.split("\n")]
     content = [i for i, line in enumerate(lines) if line]
     if len(content) > 2:
         lines = lines[content[0] + 1 : content[-1]]  # the running header and footer
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
+
+
+def _unjustified(line: str) -> str:
+    """A line without the extra spaces of justification (its indentation kept)."""
+    body = line.lstrip(" ")
+    return line[: len(line) - len(body)] + re.sub(r" {2,}", " ", body)
 
 
 def _page_source(path: Path) -> str:
