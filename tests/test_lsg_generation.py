@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import longdoc
+from longdoc.cli import main
 from longdoc.summarizer import Summarizer
 from lsg_generation_cases import BEAM, GREEDY, MODEL, PADDING_DEPENDENT, cases, make_inputs
 from tiny_checkpoints import WORDS, bert_tokenizer
@@ -132,20 +133,55 @@ def test_mask_first_token_hides_the_first_token_from_the_decoder_too(passed):
     torch.testing.assert_close(unmasked, logits, rtol=0, atol=1e-4)
 
 
-@pytest.mark.parametrize("sparsity", ["norm", PADDING_DEPENDENT])
-def test_the_summarizer_gives_a_document_the_same_summary_alone_and_in_a_batch(sparsity):
-    """`longdoc summarize` batches its files: a summary must not depend on the documents batched with it, even
-    with a tokenizer that pads on the left, nor for bos_pooling (which the Summarizer runs a document at a time)."""
+def left_padding_summarizer(sparsity: str) -> tuple:
+    """A random LSG-BART and a tokenizer that pads on the left, as some do by default."""
     tokenizer = bert_tokenizer()
     tokenizer.padding_side = "left"
     ids = dict(vocab_size=len(tokenizer), pad_token_id=0, bos_token_id=2, eos_token_id=3, decoder_start_token_id=2,
                forced_eos_token_id=3)  # [PAD], [CLS], [SEP]
     model = random_model(dict(MODEL, **ids, block_size=8, sparse_block_size=8, num_global_tokens=2,
                               sparsity_type=sparsity))
+    return model, tokenizer
+
+
+def random_texts(lengths=(70, 12, 41, 25)) -> list[str]:
     rng = random.Random(0)
-    texts = [" ".join(rng.choice(WORDS[10:40]) for _ in range(n)) for n in (70, 12, 41, 25)]
+    return [" ".join(rng.choice(WORDS[10:40]) for _ in range(n)) for n in lengths]
+
+
+@pytest.mark.parametrize("sparsity", ["norm", PADDING_DEPENDENT])
+def test_the_summarizer_gives_a_document_the_same_summary_alone_and_in_a_batch(sparsity):
+    """A summary must not depend on the documents batched with it, even with a tokenizer that pads on the left,
+    nor for bos_pooling (which the Summarizer runs a document at a time)."""
+    model, tokenizer = left_padding_summarizer(sparsity)
+    texts = random_texts()
     batched = list(Summarizer(model, tokenizer, batch_size=4).summarize(texts, num_beams=2, max_length=10))
     alone = [next(Summarizer(model, tokenizer, batch_size=1).summarize([text], num_beams=2, max_length=10))
              for text in texts]
     assert batched == alone
     assert len(set(alone)) > 1  # the summaries do depend on the document
+
+
+def test_longdoc_summarize_gives_a_file_the_same_summary_alone_and_in_a_batch(tmp_path, capsys):
+    model, tokenizer = left_padding_summarizer("norm")
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    settings = tmp_path / "model" / "tokenizer_config.json"  # padding_side is saved only when set at creation
+    settings.write_text(json.dumps({**json.loads(settings.read_text()), "padding_side": "left"}))
+    files = []
+    for index, text in enumerate(random_texts()):
+        files.append(tmp_path / f"doc{index}.txt")
+        files[-1].write_text(text)
+    options = ["--num-beams", "2", "--max-length", "10"]
+
+    def summaries(paths, batch_size):
+        capsys.readouterr()
+        assert main(["summarize", str(tmp_path / "model"), *map(str, paths), "--batch-size", str(batch_size),
+                     *options]) == 0
+        return {line["source"]: line["summary"] for line in map(json.loads, capsys.readouterr().out.splitlines())}
+
+    batched = summaries(files, batch_size=4)
+    alone = {}
+    for path in files:
+        alone.update(summaries([path], batch_size=1))
+    assert batched == alone and len(batched) == len(files)
