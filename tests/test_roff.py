@@ -76,6 +76,17 @@ def test_output_does_not_depend_on_the_terminal(monkeypatch, page):
     assert render_roff(SNIPPET) == page
 
 
+def test_tables_are_terminal_wide():
+    source = (".TH T 3\n.SH NAME\nt \\- t\n.SH ATTRIBUTES\n.TS\nallbox;\nlbx lb lb\nl l l.\n"
+              "Interface\tAttribute\tValue\nfoo()\tThread safety\tMT-Safe\n.TE\n.SH NOTES\n"
+              + "A paragraph after the table. " * 10 + "\n")
+    page = render_roff(source)
+    table = page.get("ATTRIBUTES").splitlines()
+    assert len(table) == 5 and table[1].startswith("\u2502Interface") and "MT-Safe" in table[3]
+    assert max(len(line) for line in table) <= 78  # the expanding column fills 78 columns, not the page
+    assert "\n" not in page.get("NOTES")  # text after the table has the long line length again
+
+
 def test_so_includes_are_inlined(tmp_path):
     import gzip
 

@@ -60,7 +60,7 @@ from urllib.parse import unquote
 
 from .dataset_files import combined_checksum, sha256_file, write_atomic, write_split_files
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("longdoc.data.kernel_docs")  # not __name__: "__main__" under python -m
 
 PACKAGE = "linux-doc-6.1"
 DOCS_IN_PACKAGE = Path("usr/share/doc") / PACKAGE / "Documentation"

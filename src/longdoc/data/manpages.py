@@ -66,7 +66,7 @@ from longdoc.data.dataset_files import combined_checksum, sha256_file, write_ato
 from longdoc.data.roff import GroffMissing, RoffError, name_description, render_roff, so_target
 from longdoc.logs import show_progress
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("longdoc.data.manpages")  # not __name__: "__main__" under python -m
 
 PACKAGES: tuple[str, ...] = ("manpages", "manpages-dev")
 INSTALL_HINT = "apt-get install manpages manpages-dev"

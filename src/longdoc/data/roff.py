@@ -9,7 +9,8 @@ reads the page; the settings below make its text depend on the page and groff's 
 on the terminal, the locale or the man configuration:
 
 * a line length so large (``-rLL``) that a filled paragraph is one line, no hyphenation
-  (``-rHY=0``, ``.nh``) and left adjustment (``.ad l``), so no word is split or padded;
+  (``-rHY=0``, ``.nh``) and left adjustment (``.ad l``), so no word is split or padded; tables
+  (tbl) are laid out 78 columns wide, as on a terminal;
 * no bold / underline / colour: ``GROFF_NO_SGR=1`` and ``-P-cbou`` (grotty without SGR escapes,
   overstriking or underlining), so the text holds no control characters;
 * ``-`` and ``\\-`` are ASCII hyphen-minus (``.char``), whatever the system's man.local says;
@@ -39,9 +40,13 @@ logger = logging.getLogger(__name__)
 MAX_INCLUDE_DEPTH = 8
 GROFF_INSTALL_HINT = "apt-get install groff-base"
 LINE_LENGTH = "20000n"  # longer than any paragraph of the man pages: one line per paragraph
+TABLE_LENGTH = "78n"  # tables as on a terminal (an expanding column would fill LINE_LENGTH)
 BODY_INDENT = 7  # columns of man(7)'s standard indentation of section bodies
-# read before the page: no hyphenation, no adjustment, ASCII hyphens (some systems map "-" to U+2010)
-PROLOGUE = ".nh\n.ad l\n.char \\- \\N'45'\n.char \\[hy] \\N'45'\n"
+# read right after the page's .TH (which loads the man macros and the system's man.local): no
+# hyphenation, no adjustment, ASCII hyphens (some systems map "-" to U+2010), terminal-wide tables
+PROLOGUE = (".nh\n.ad l\n.char \\- \\N'45'\n.char \\[hy] \\N'45'\n"
+            f".am TS\n.ll {TABLE_LENGTH}\n..\n.am TE\n.ll {LINE_LENGTH}\n..\n")
+_TH = re.compile(r"^[.']\s*TH\b.*$", re.MULTILINE)
 GROFF_ARGS = ("-t", "-Kutf8", "-man", "-Tutf8", f"-rLL={LINE_LENGTH}", "-rHY=0", "-P-cbou")
 
 _DASH = re.compile(r"\s+(?:-|\u2013|\u2014)+\s+")  # the NAME separator once rendered (\- is "-")
@@ -135,7 +140,10 @@ def groff_version() -> str:
 
 def run_groff(source: str) -> str:
     """The text groff renders from man(7) `source` with the fixed settings of this module."""
-    result = subprocess.run([groff_path(), *GROFF_ARGS], input=(PROLOGUE + source).encode("utf-8"),
+    th = _TH.search(source)
+    at = th.end() + 1 if th else 0
+    source = f"{source[:at]}{PROLOGUE}{source[at:]}" if th else PROLOGUE + source
+    result = subprocess.run([groff_path(), *GROFF_ARGS], input=source.encode("utf-8"),
                             capture_output=True, env={**os.environ, "GROFF_NO_SGR": "1"})
     if result.returncode != 0:
         raise RoffError(f"groff failed (exit status {result.returncode}): {result.stderr.decode(errors='replace')[-500:]}")
