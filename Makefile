@@ -17,7 +17,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e ".[dev,demo,bench]"
+	$(BIN)/pip install -q -e ".[dev,demo,bench,summarization]"
 	touch $(STAMP)
 
 $(ORACLE_STAMP):

@@ -27,7 +27,7 @@ from .data.pairs import read_pairs
 from .logs import quiet_trainer
 from .save_best import SaveBest
 from .summarizer import load_seq2seq
-from .tasks.summarization import rouge_scores
+from .tasks.summarization import require_rouge_score, rouge_scores
 
 BEST_METRIC = "rougeL"
 TRAINING_REPORT = "training_report.json"
@@ -109,6 +109,7 @@ def train_summarizer(
 ) -> SummarizationResult:
     """Fine-tune the seq2seq model at `model` on (text, summary) pairs; keep the best dev ROUGE-L epoch."""
     start = time.perf_counter()
+    require_rouge_score()  # before any training: every epoch ends with ROUGE on the dev file
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     for name, value in (("epochs", epochs), ("learning_rate", learning_rate), ("batch_size", batch_size),

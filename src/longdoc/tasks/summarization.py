@@ -42,6 +42,15 @@ def _one_sentence_per_line(text: str) -> str:
     return "\n".join(split_sentences(text))
 
 
+def require_rouge_score():
+    """rouge-score's (rouge_scorer, scoring) modules, or an ImportError naming the extra that installs it."""
+    try:
+        from rouge_score import rouge_scorer, scoring
+    except ImportError as error:
+        raise ImportError('ROUGE needs the rouge-score package: pip install "longdoc[summarization]"') from error
+    return rouge_scorer, scoring
+
+
 def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
     """Mean ROUGE-1/2/L/Lsum F-measures (0..1) of ``predictions`` against ``references``, pairwise.
 
@@ -60,8 +69,7 @@ def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[
             if not isinstance(item, str):
                 raise TypeError(f"{name}[{i}] is {type(item).__name__}, not str")
 
-    from rouge_score import rouge_scorer, scoring
-
+    rouge_scorer, scoring = require_rouge_score()
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
     aggregate: dict[str, float] = {key: 0.0 for key in ROUGE_TYPES}
     for prediction, reference in zip(predictions, references):

@@ -1,0 +1,34 @@
+"""What a packager reads: the declared dependencies and extras, and the message when an optional
+dependency is missing."""
+
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from longdoc.tasks.summarization import rouge_scores
+
+PYPROJECT = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+
+
+def test_license_is_an_spdx_string_and_extras_hold_only_used_packages():
+    assert PYPROJECT["license"] == "Apache-2.0"
+    extras = PYPROJECT["optional-dependencies"]
+    assert not {"serve", "onnx"} & set(extras)  # they come back with the code that uses them
+    assert extras["summarization"] == ["rouge-score"]
+    assert not any(d.startswith("rouge-score") for d in PYPROJECT["dependencies"])
+
+
+def test_rouge_without_rouge_score_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "rouge_score", None)  # import rouge_score now raises ImportError
+    with pytest.raises(ImportError, match=r'pip install "longdoc\[summarization\]"'):
+        rouge_scores(["a summary"], ["a reference"])
+
+
+def test_training_a_summarizer_without_rouge_score_fails_before_reading_anything(monkeypatch, tmp_path):
+    from longdoc import train_summarizer
+
+    monkeypatch.setitem(sys.modules, "rouge_score", None)
+    with pytest.raises(ImportError, match=r"longdoc\[summarization\]"):
+        train_summarizer(tmp_path / "missing.jsonl", tmp_path / "missing.jsonl", tmp_path / "out", model="none")
