@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 ORACLE := .venv-lsg
 ORACLE_STAMP := $(ORACLE)/.installed
 
-.PHONY: test demo bench venv oracle clean
+.PHONY: test demo bench venv oracle clean tools
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,7 +31,11 @@ venv: $(STAMP)
 
 oracle: $(ORACLE_STAMP)
 
-test: $(STAMP) $(ORACLE_STAMP)
+# groff renders the man-pages set (longdoc.data.roff); Debian ships it in groff-base
+tools:
+	@command -v groff >/dev/null || { echo "groff is missing: apt-get install groff-base" >&2; exit 1; }
+
+test: $(STAMP) $(ORACLE_STAMP) tools
 	LONGDOC_REQUIRE_ORACLE=1 $(BIN)/python -m pytest -q
 
 demo: $(STAMP)
