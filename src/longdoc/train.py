@@ -179,9 +179,9 @@ def train_classifier(
         classifier.to(device)
         if task == "sentences":
             counts = [sum(len(d.sentences) for d in docs) for docs in (train_documents, dev_documents)]
-            logger.info(f"{family} sentence classifier on {model}: {len(train_documents)} training documents ({counts[0]} "
-                        f"sentences) and {len(dev_documents)} dev documents ({counts[1]} sentences), {len(space.names)} "
-                        f"labels ({space.problem_type.replace('_', ' ')})")
+            logger.info(f"{family} sentence classifier on {model}: {len(train_documents)} training documents "
+                        f"({counts[0]} sentences) and {len(dev_documents)} dev documents ({counts[1]} sentences), "
+                        f"{len(space.names)} labels ({space.problem_type.replace('_', ' ')})")
         else:
             logger.info(f"{family} classifier on {model}: {len(train_documents)} training and {len(dev_documents)} dev "
                         f"documents, {len(space.names)} labels ({space.problem_type.replace('_', ' ')})")
@@ -201,8 +201,8 @@ def train_classifier(
         if not frozen and device == "cpu":
             faster = ("--freeze-encoder trains in minutes instead" if _can_freeze(handler) else
                       "a segment family with --freeze-encoder trains in minutes instead")
-            logger.info(f"fine-tuning the encoder on the CPU: every epoch reads {_item_tokens(train_items):,} tokens through "
-                        f"the encoder and back ({epochs} epochs); {faster}")
+            logger.info(f"fine-tuning the encoder on the CPU: every epoch reads {_item_tokens(train_items):,} tokens "
+                        f"through the encoder and back ({epochs} epochs); {faster}")
         save_best = SaveBest(output, tokenizer)
         fit = _Fit(handler, classifier, tokenizer, space, save_best, work_dir, device, seed)
         interrupted = False

@@ -146,7 +146,8 @@ def run_groff(source: str) -> str:
     result = subprocess.run([groff_path(), *GROFF_ARGS], input=source.encode("utf-8"),
                             capture_output=True, env={**os.environ, "GROFF_NO_SGR": "1"})
     if result.returncode != 0:
-        raise RoffError(f"groff failed (exit status {result.returncode}): {result.stderr.decode(errors='replace')[-500:]}")
+        message = result.stderr.decode(errors="replace")[-500:]
+        raise RoffError(f"groff failed (exit status {result.returncode}): {message}")
     return result.stdout.decode("utf-8", errors="replace")
 
 
