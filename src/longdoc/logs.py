@@ -12,16 +12,17 @@ import sys
 _HANDLER_NAME = "longdoc-progress"
 
 
-class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever sys.stderr is at the time (a test's capture, a redirected stream)."""
+class _StderrHandler(logging.Handler):
+    """Writes to whatever sys.stderr is at the time (a test's capture, a redirected stream), through
+    tqdm so that a progress bar on screen is redrawn below the line instead of being cut by it."""
 
-    @property
-    def stream(self):
-        return sys.stderr
+    def emit(self, record):
+        from tqdm import tqdm
 
-    @stream.setter
-    def stream(self, value):
-        pass
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # as logging.StreamHandler: a broken stream must not stop the program
+            self.handleError(record)
 
 
 def show_progress(level: int = logging.INFO) -> None:
