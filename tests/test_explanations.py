@@ -138,8 +138,18 @@ def full_forward_log_odds(classifier, text: str, removed: tuple[int, int] | None
     return log_odds(logits.float(), multi_label=False)[0]
 
 
-def test_occlusion_scores_equal_a_full_forward_pass_without_the_sentence(trained):
-    """Every scored sentence of every segment (including the one that crosses into the next segment)."""
+@pytest.fixture(params=[None, 40], ids=["adjacent", "overlapping"])
+def stride(trained, request):
+    """The model reads windows of 62 tokens every 62 (as trained) or every 40 tokens (overlapping)."""
+    config = trained[0].model.config
+    trained_stride = config.stride
+    config.stride = request.param or trained_stride
+    yield config.stride
+    config.stride = trained_stride
+
+
+def test_occlusion_scores_equal_a_full_forward_pass_without_the_sentence(trained, stride):
+    """Every scored sentence of every segment, also those across segment edges or in two overlapping windows."""
     classifier, splits, _ = trained
     text = splits["test"][1]["text"]
     (prediction,) = classifier.predict(text, explain=True, top_segments=100, top_sentences=100, bf16=False)

@@ -121,6 +121,7 @@ class OcclusionExplainer:
         top = {label: weights[label][:top_segments] for label in labels}
         shown = sorted({index for pairs in top.values() for _, index in pairs})
         sentences = split_sentences(text)
+        sentences = list(zip(sentences, sentence_token_ranges(offsets, sentences)))  # (characters, tokens)
         units = {index: self._units(windows[index], offsets, sentences) for index in shown}
         scored = sorted({unit for group in units.values() for unit in group})
         drops = self._occlusion_drops(ids, windows, vectors, scored) if scored else None  # (U, L)
@@ -144,7 +145,7 @@ class OcclusionExplainer:
         if window[1] <= window[0]:
             return []
         pieces = []
-        for (start, end), (first, stop) in zip(sentences, sentence_token_ranges(offsets, sentences)):
+        for (start, end), (first, stop) in sentences:
             if first >= window[1] or stop <= window[0]:
                 continue
             for piece in range(first, stop, self.max_unit_tokens):
