@@ -17,7 +17,7 @@ from ..attention.sliding_window import (
     local_attention,
     merge_global_rows,
 )
-from .layers import EncoderLayer, Pooler, roberta_position_ids
+from .layers import EncoderLayer, Pooler, autocast_input, roberta_position_ids
 from .outputs import EncoderOutput
 
 
@@ -168,6 +168,7 @@ class LongformerSelfAttention(nn.Module):
         """hidden_states (B, T, C) -> (context (B, T, C), local_probs, global_probs)."""
         pattern = pattern.with_window(self.window)
         dropout = self.dropout if self.training else 0.0
+        hidden_states = autocast_input(hidden_states)  # one cast for the 3 (or 6) projections
         q, k, v = (self._heads(p(hidden_states)) for p in (self.query, self.key, self.value))
         out, local_probs = local_attention(q, k, v, pattern, dropout, output_attentions)
         global_probs = None
