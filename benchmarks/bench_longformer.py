@@ -253,11 +253,19 @@ def time_cases(args, lengths: dict, kwargs: dict, peaks: dict) -> list[harness.C
                 pairs[kind] = build_pair(case, kwargs, args.self_check, args.device)
             workloads = {side: make_workload(case, side, pairs[kind][side], seq_len, kwargs, args.self_check,
                                              args.device) for side in SIDES}
-            seconds, rounds = harness.time_interleaved(workloads, args.rounds, args.device, args.case_budget_s)
-            ours, peer = (harness.Measurement(seconds[side], seq_len, flops, peak) for side in SIDES)
-            comparisons.append(harness.Comparison(case, seq_len, ours, peer, rounds))
-            print(f"{case} T={seq_len}: ours {seconds['ours']:.4g} s, peer {seconds['peer']:.4g} s per call "
-                  f"({rounds} rounds)", flush=True)
+            samples = {}
+            with harness.InterferenceMonitor() as monitor:
+                seconds, rounds = harness.time_interleaved(workloads, args.rounds, args.device, args.case_budget_s,
+                                                           samples)
+            ours, peer = (harness.Measurement(seconds[side], seq_len, flops, peak, samples=samples[side])
+                          for side in SIDES)
+            comparison = harness.Comparison(case, seq_len, ours, peer, rounds, interference=monitor.result)
+            comparisons.append(comparison)
+            disturbed = "; ".join(comparison.disturbed)
+            print(f"{case} T={seq_len}: ours {seconds['ours']:.4g} s ({min(samples['ours']):.4g}-"
+                  f"{max(samples['ours']):.4g}), peer {seconds['peer']:.4g} s ({min(samples['peer']):.4g}-"
+                  f"{max(samples['peer']):.4g}) per call, {rounds} rounds; {monitor.result.describe()}"
+                  + (f"; DISTURBED: {disturbed}" if disturbed else ""), flush=True)
     return comparisons
 
 
@@ -272,7 +280,10 @@ def run_context(args, kwargs: dict, peaks: dict, memory_methods: str) -> dict:
                                             "intermediate_size", "attention_window", "max_position_embeddings")},
         "inputs": f"batch 1, {N_GLOBAL} global token (position 0), no padding, random ids and weights",
         "timing": f"1 warm-up, then up to {args.rounds} rounds of A B B A (fewer when one case would take over "
-                  f"{args.case_budget_s:.0f} s; see the rounds column); median s per call",
+                  f"{args.case_budget_s:.0f} s; see the rounds column); median s per call; spread = (max - min) / "
+                  f"median over the rounds; others = CPU time other processes took during the case, in cores",
+        "disturbed when": f"others > {harness.DISTURBED_OTHER_CORES} cores or a spread > "
+                          f"{100 * harness.DISTURBED_SPREAD:.0f}% (min / max seconds per side in the CSV)",
         "memory": "peak growth of one call over the set-up, in a fresh process per case and side "
                   f"(peak read from {memory_methods})",
         "self check (peer on both sides)": args.self_check,

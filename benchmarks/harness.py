@@ -3,7 +3,12 @@
 * machine peak: the fastest dense matmul PyTorch reaches on this machine, per dtype, so that
   model FLOP utilisation (MFU = counted FLOPs / time / peak) is measured, not taken from a spec sheet;
 * timing: one full-size warm-up per implementation, then rounds in A B B A order (drift and
-  thermal effects hit every implementation alike), median seconds per call;
+  thermal effects hit every implementation alike), median seconds per call, with the spread
+  (min / median / max) over the rounds;
+* interference: the load average before and after each timing and the CPU time other processes
+  took during it (`Interference`); a result is flagged "disturbed" when they, or the spread,
+  say another process competed for the cores;
+* the machine: CPU model, its bf16 flags (avx512_bf16, amx_bf16 / amx_tile), torch threads;
 * peak memory: each measurement in a fresh process (`probe_memory_in_subprocesses`) so that
   allocator caches and earlier runs cannot hide or inflate the peak;
 * FLOP counts for Longformer, LSG, BigBird and HAT encoders: useful FLOPs only, the same for every
@@ -100,12 +105,14 @@ def timed_call(fn: Callable[[], object], device: str) -> tuple[float, object]:
 
 
 def time_interleaved(workloads: dict[str, Callable[[], object]], rounds: int, device: str = "cpu",
-                     budget_s: float | None = None) -> tuple[dict[str, float], int]:
+                     budget_s: float | None = None,
+                     samples_out: dict[str, list[float]] | None = None) -> tuple[dict[str, float], int]:
     """Median seconds per call of each workload, and the number of rounds run.
 
     Each workload first runs once at full size (warm-up), then every round runs them in the
     order A B ... ... B A, so each gets 2 samples per round, spread evenly over the run.
     With `budget_s`, slow workloads get fewer rounds (at least one) so the timing stays within it.
+    `samples_out`, when given, receives every workload's samples (for the spread).
     """
     names = list(workloads)
     warm_up = sum(_timed(workloads[name], device) for name in names)
@@ -115,6 +122,8 @@ def time_interleaved(workloads: dict[str, Callable[[], object]], rounds: int, de
     for _ in range(rounds):
         for name in names + names[::-1]:
             samples[name].append(_timed(workloads[name], device))
+    if samples_out is not None:
+        samples_out.update(samples)
     return {name: statistics.median(times) for name, times in samples.items()}, rounds
 
 
@@ -132,6 +141,73 @@ def time_interleaved_timers(timers: dict[str, Callable[[], float]], rounds: int,
         for name in names + names[::-1]:
             samples[name].append(timers[name]())
     return {name: statistics.median(times) for name, times in samples.items()}, rounds
+
+
+# ---------------------------------------------------------------------------------------------
+# Interference: did another process compete for the cores during a timing?
+
+DISTURBED_OTHER_CORES = 0.25  # other processes' average busy cores during a timing
+DISTURBED_SPREAD = 0.15  # (max - min) / median of one side's samples
+
+
+@dataclass
+class Interference:
+    """What else ran while one case was timed."""
+
+    load_before: float  # 1-minute load average
+    load_after: float
+    other_cores: float  # CPU time of other processes (and VM steal) / wall time, in cores
+
+    def describe(self) -> str:
+        return f"load {self.load_before:.2f} -> {self.load_after:.2f}, others {self.other_cores:.2f} cores"
+
+
+class InterferenceMonitor:
+    """`with InterferenceMonitor() as monitor: ...` then `monitor.result`: the system's busy CPU
+    time (psutil, /proc/stat: all but idle and iowait, steal included) minus this process's own,
+    over the wall time of the block. The load average lags by a minute and counts this process
+    too, so it is recorded but the flag uses the CPU time of the others."""
+
+    def __enter__(self) -> "InterferenceMonitor":
+        self.process = psutil.Process()
+        self.load_before = os.getloadavg()[0]
+        self.start = (time.perf_counter(), _busy_seconds(), _own_seconds(self.process))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        wall, busy, own = (end - begin for end, begin in zip(
+            (time.perf_counter(), _busy_seconds(), _own_seconds(self.process)), self.start))
+        self.result = Interference(self.load_before, os.getloadavg()[0], max(0.0, (busy - own) / wall))
+
+
+def _busy_seconds() -> float:
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0) - getattr(times, "guest", 0.0) \
+        - getattr(times, "guest_nice", 0.0)  # guest time is already counted in user time
+
+
+def _own_seconds(process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def disturbed_reasons(samples: dict[str, list[float]], interference: Interference | None) -> list[str]:
+    """Why a timing is not trustworthy (empty when it is): other processes busy, or a wide spread."""
+    reasons = []
+    if interference is not None and interference.other_cores > DISTURBED_OTHER_CORES:
+        reasons.append(f"other processes used {interference.other_cores:.2f} cores")
+    for name, times in samples.items():
+        spread = relative_spread(times)
+        if spread is not None and spread > DISTURBED_SPREAD:
+            reasons.append(f"{name} spread {100 * spread:.0f}%")
+    return reasons
+
+
+def relative_spread(times: list[float] | None) -> float | None:
+    """(max - min) / median of samples; None with fewer than two."""
+    if not times or len(times) < 2:
+        return None
+    return (max(times) - min(times)) / statistics.median(times)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,6 +466,11 @@ class Measurement:
     flops: float  # counted useful FLOPs per call
     peak_gflops: float  # measured machine peak for the case's dtype
     peak_bytes: float | None = None  # peak memory growth of one call
+    samples: list[float] | None = None  # every timed call's seconds (min / median / max)
+
+    @property
+    def spread(self) -> float | None:
+        return relative_spread(self.samples)
 
     @property
     def tokens_per_s(self) -> float:
@@ -412,12 +493,22 @@ class Comparison:
     peer: Measurement | None
     rounds: int = 0  # A B B A rounds timed
     note: str = ""
+    interference: Interference | None = None
+
+    @property
+    def disturbed(self) -> list[str]:
+        """Reasons to distrust this timing (see `disturbed_reasons`); empty when it looks clean."""
+        samples = {side: m.samples for side, m in (("ours", self.ours), ("peer", self.peer)) if m and m.samples}
+        return disturbed_reasons(samples, self.interference)
 
     def row(self) -> dict:
         o, p = self.ours, self.peer
         row = {"case": self.case, "seq_len": self.seq_len, "rounds": self.rounds}
         for side, m in (("ours", o), ("peer", p)):
             row[f"{side}_s_per_call"] = format_value(m and m.seconds, "{:.4g}")
+            row[f"{side}_min_s"] = format_value(m and m.samples and min(m.samples), "{:.4g}")
+            row[f"{side}_max_s"] = format_value(m and m.samples and max(m.samples), "{:.4g}")
+            row[f"{side}_spread_pct"] = format_value(m and m.spread is not None and 100 * m.spread, "{:.0f}")
             row[f"{side}_tokens_per_s"] = format_value(m and m.tokens_per_s, "{:.1f}")
             row[f"{side}_mfu_pct"] = format_value(m and 100 * m.mfu, "{:.2f}")
             row[f"{side}_peak_mib"] = format_value(m and m.peak_mib, "{:.1f}")
@@ -425,6 +516,11 @@ class Comparison:
         both_mem = o and p and o.peak_bytes is not None and p.peak_bytes
         row["memory_ratio"] = format_value(both_mem and o.peak_bytes / p.peak_bytes, "{:.2f}")
         row["gflop_per_call"] = format_value((o or p) and (o or p).flops / 1e9, "{:.1f}")
+        i = self.interference
+        row["load_before"] = format_value(i and i.load_before, "{:.2f}")
+        row["load_after"] = format_value(i and i.load_after, "{:.2f}")
+        row["other_cores"] = format_value(i and i.other_cores, "{:.2f}")
+        row["disturbed"] = "; ".join(self.disturbed) if (o or p) else ""
         row["note"] = self.note
         return row
 
@@ -477,7 +573,9 @@ TABLE_COLUMNS = (  # (header, row key)
     ("case", "case"), ("T", "seq_len"), ("rounds", "rounds"),
     ("ours tok/s", "ours_tokens_per_s"), ("peer tok/s", "peer_tokens_per_s"), ("speed x", "speed_ratio"),
     ("ours MFU%", "ours_mfu_pct"), ("peer MFU%", "peer_mfu_pct"),
-    ("ours MiB", "ours_peak_mib"), ("peer MiB", "peer_peak_mib"), ("mem x", "memory_ratio"), ("note", "note"),
+    ("ours MiB", "ours_peak_mib"), ("peer MiB", "peer_peak_mib"), ("mem x", "memory_ratio"),
+    ("ours spread%", "ours_spread_pct"), ("peer spread%", "peer_spread_pct"), ("others (cores)", "other_cores"),
+    ("disturbed", "disturbed"), ("note", "note"),
 )
 
 
@@ -495,14 +593,39 @@ def format_columns(rows: list[dict], columns) -> str:
     return "\n".join(lines)
 
 
+BF16_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile")  # bf16 dot products; AMX tiles (Intel Sapphire Rapids+)
+
+
+def cpu_info() -> tuple[str, set[str]]:
+    """(model name, flags) of the first CPU in /proc/cpuinfo (platform.processor() and no flags elsewhere)."""
+    name, flags = platform.processor() or platform.machine(), set()
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not flags:
+                    name = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    return name, flags
+
+
+def cpu_kind() -> str:
+    """The CPU kind a result table is kept per: which bf16 units the CPU has."""
+    _, flags = cpu_info()
+    if {"amx_bf16", "amx_tile"} <= flags:
+        return "AMX"
+    return "AVX512-BF16, no AMX" if "avx512_bf16" in flags else "no bf16 units"
+
+
 def machine_description(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name()
-    name = platform.processor() or platform.machine()
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), name)
-    return f"{name}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}"
+    name, flags = cpu_info()
+    bf16 = ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in BF16_FLAGS)
+    return (f"{name} ({cpu_kind()}: {bf16}), {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
+            f"torch {torch.__version__}")
 
 
 def write_results(comparisons: list[Comparison], stem: str, out_dir: Path, command: str, context: dict,
