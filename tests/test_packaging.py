@@ -2,12 +2,13 @@
 dependency is missing."""
 
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
 
 from longdoc.tasks.summarization import rouge_scores
+
+tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
 PYPROJECT = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
 
