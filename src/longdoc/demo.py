@@ -61,6 +61,9 @@ def run(out: Path, max_segments: int, cache_dir: Path | None) -> None:
     except KernelDocsError as error:
         raise SystemExit(f"cannot build the kernel-docs set: {error}") from None
     print(summary(data))
+    # the registry moves on (linux-doc-6.1 6.1.192-2 gave 788 documents, 6.1.176-1 gives 789): results name their data
+    provenance = {"data_package": f"{data.source.get('package')} {data.source.get('version')}",
+                  "data_checksum": data.checksum}
     paths = {split: str(path) for split, path in data.paths.items()}
 
     precision = "bf16 autocast (this CPU has bf16 units)" if bf16_autocast_default("cpu") else (
@@ -91,7 +94,7 @@ def run(out: Path, max_segments: int, cache_dir: Path | None) -> None:
         rows.append({"model": family, "test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"],
                      "dev_macro_f1": results[family]["dev"]["macro_f1"],
                      "train_seconds": results[family]["train_seconds"],
-                     "predict_docs_per_second": metrics["documents_per_second"]})
+                     "predict_docs_per_second": metrics["documents_per_second"], **provenance})
     print(_table(rows))
 
     step(5, "classifying a held-out document and explaining its label")
@@ -122,7 +125,8 @@ def _write(rows: list[dict], out: Path) -> None:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    (out / "results.md").write_text(_table(rows) + "\n")
+    (out / "results.md").write_text(f"kernel docs from {rows[0]['data_package']}, set checksum {rows[0]['data_checksum']}"
+                                    f"\n\n{_table(rows)}\n")
     import matplotlib
 
     matplotlib.use("Agg")

@@ -203,7 +203,7 @@ def train_classifier(
                       "a segment family with --freeze-encoder trains in minutes instead")
             logger.info(f"fine-tuning the encoder on the CPU: every epoch reads {_item_tokens(train_items):,} tokens "
                         f"through the encoder and back ({epochs} epochs); {faster}")
-        save_best = SaveBest(output, tokenizer)
+        save_best = SaveBest(output, tokenizer, defaults.select_metric)
         fit = _Fit(handler, classifier, tokenizer, space, save_best, work_dir, device, seed)
         interrupted = False
         try:
@@ -354,10 +354,11 @@ class DocumentTrainer(Trainer):
 
 
 class SaveBest(BestModelSaver):
-    """The classifiers' saver: best dev macro-F1, each epoch tagged with its training stage."""
+    """The classifiers' saver: best dev macro-F1 (or lowest dev loss, where the family's defaults select on
+    it), each epoch tagged with its training stage."""
 
-    def __init__(self, output: Path, tokenizer):
-        super().__init__(output, tokenizer, metric=BEST_METRIC, greater_is_better=True)
+    def __init__(self, output: Path, tokenizer, metric: str = BEST_METRIC):
+        super().__init__(output, tokenizer, metric=metric, greater_is_better=metric != "loss")
         self.stage = "training"  # train_classifier names the stages of a fine-tuning with head warm-up
 
     @property
@@ -381,11 +382,12 @@ class SaveBest(BestModelSaver):
 
     def report(self, record: dict, saved: bool) -> None:
         epoch = f"{_stage_prefix(record['stage'])}epoch {record['epoch']:g}"
+        scores = f"dev macro-F1 {record.get(BEST_METRIC, 0):.4f}, accuracy {record.get('accuracy', 0):.4f}" + (
+            f", loss {record['loss']:.4f}" if self.metric == "loss" else "")
         if saved:
-            logger.info("%s: dev macro-F1 %.4f, accuracy %.4f -> saved to %s", epoch, record[self.metric],
-                        record.get("accuracy", 0), self.output)
+            logger.info("%s: %s -> saved to %s", epoch, scores, self.output)
         else:
-            logger.info("%s: dev macro-F1 %.4f (best %.4f)", epoch, record[self.metric], self.best_score)
+            logger.info("%s: %s (best %s %.4f)", epoch, scores, self.metric.replace("_", "-"), self.best_score)
 
 
 __all__ = ["DataError", "TrainingResult", "train_classifier", "save_model_folder"]

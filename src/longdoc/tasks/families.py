@@ -54,6 +54,7 @@ class TrainingDefaults:
     head_learning_rate: float | None = None  # new layers on top of a pretrained encoder
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
+    select_metric: str = "macro_f1"  # the dev score that picks the saved epoch: "macro_f1" or "loss" (lowest)
 
 
 @dataclass
