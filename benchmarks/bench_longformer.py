@@ -7,6 +7,9 @@ token ids, random weights loaded into both models from one state dict):
   attention_op          one self-attention module alone, called the way each encoder calls it
   train_step_fp32       model.train() (dropout on), forward + backward of last_hidden_state.sum(),
                         gradient buffers allocated beforehand (a steady-state step)
+  bf16_over_fp32        OUR model on both sides: "ours" under bf16 autocast, "peer" in fp32, so the
+                        speed ratio is our bf16 speed-up, timed interleaved (MFU of each side over
+                        its own dtype's peak)
 
 Run from the repository root:
   .venv/bin/python benchmarks/bench_longformer.py            # longformer-base geometry (slow on CPU)
@@ -34,6 +37,7 @@ DEFAULT_LENGTHS = {
     "infer_bf16_autocast": (1024, 4096),
     "attention_op": (4096,),
     "train_step_fp32": (4096,),
+    "bf16_over_fp32": (4096,),
 }
 QUICK_LENGTHS = (256, 512)
 BASE_GEOMETRY = dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072,
@@ -147,7 +151,7 @@ def make_workload(case: str, side: str, module: torch.nn.Module, seq_len: int, k
             module(**inputs).last_hidden_state.sum().backward()
 
         return train_step
-    autocast = case == "infer_bf16_autocast"
+    autocast = case == "infer_bf16_autocast" or (case == "bf16_over_fp32" and side == "ours")
 
     def infer():
         module.eval()
@@ -177,7 +181,7 @@ def run_memory_probe(spec: dict) -> None:
     case, side, device = spec["case"], spec["side"], spec["device"]
     torch.manual_seed(0)  # weight values do not change memory: only this side is built
     build = build_attention if case == "attention_op" else build_model
-    module = build(side, kwargs, spec["self_check"]).to(device)
+    module = build("ours" if case == "bf16_over_fp32" else side, kwargs, spec["self_check"]).to(device)
     workload = make_workload(case, side, module, spec["seq_len"], kwargs, spec["self_check"], device)
     harness.report_memory_probe(harness.measure_peak_memory(workload, device))
 
@@ -251,13 +255,15 @@ def time_cases(args, lengths: dict, kwargs: dict, peaks: dict) -> list[harness.C
                 continue
             if kind not in pairs:
                 pairs[kind] = build_pair(case, kwargs, args.self_check, args.device)
-            workloads = {side: make_workload(case, side, pairs[kind][side], seq_len, kwargs, args.self_check,
+            modules = dict.fromkeys(SIDES, pairs[kind]["ours"]) if case == "bf16_over_fp32" else pairs[kind]
+            workloads = {side: make_workload(case, side, modules[side], seq_len, kwargs, args.self_check,
                                              args.device) for side in SIDES}
             samples = {}
             with harness.InterferenceMonitor() as monitor:
                 seconds, rounds = harness.time_interleaved(workloads, args.rounds, args.device, args.case_budget_s,
                                                            samples)
-            ours, peer = (harness.Measurement(seconds[side], seq_len, flops, peak, samples=samples[side])
+            side_peak = {"ours": peak, "peer": peaks[torch.float32] if case == "bf16_over_fp32" else peak}
+            ours, peer = (harness.Measurement(seconds[side], seq_len, flops, side_peak[side], samples=samples[side])
                           for side in SIDES)
             comparison = harness.Comparison(case, seq_len, ours, peer, rounds, interference=monitor.result)
             comparisons.append(comparison)
