@@ -199,6 +199,13 @@ def test_long_sentences_are_scored_in_pieces_and_capped(trained):
         assert len(tokenizer(sentence.text, add_special_tokens=False)["input_ids"]) <= 3 * 8 + 2
 
 
+def test_bad_explanation_sizes_are_refused(trained):
+    classifier, splits, _ = trained
+    for sizes in ({"top_segments": 0}, {"top_sentences": -1}):
+        with pytest.raises(ValueError, match="--top-segments K >= 1"):
+            classifier.predict(splits["test"][0]["text"], explain=True, **sizes)
+
+
 def test_log_odds_are_those_of_the_probabilities():
     logits = torch.randn(5, 4, dtype=torch.float64) * 3
     p = logits.softmax(-1)

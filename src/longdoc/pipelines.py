@@ -78,6 +78,9 @@ class DocumentClassifier:
         `Explanation`: its `top_segments` segments (weight, character span) and in each the
         `top_sentences` sentences that carry the label, scored by occlusion (see
         `longdoc.tasks.explanations`; it costs a few times the prediction)."""
+        if explain and (top_segments < 1 or top_sentences < 0):
+            raise ValueError(f"top_segments={top_segments} and top_sentences={top_sentences}: show at least one "
+                             f"segment (--top-segments K >= 1) and zero or more sentences (--top-sentences K >= 0)")
         texts = [texts] if isinstance(texts, str) else list(texts)
         predictions = self.predict_logits(texts, explain, bf16, progress)
         probs = probabilities(predictions.logits, self.space.multi_label)
