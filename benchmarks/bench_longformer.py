@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import time
 from pathlib import Path
 
 import torch
@@ -225,6 +226,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="timing budget per case and length: slow cases get fewer rounds, at least 1")
     parser.add_argument("--max-call-seconds", type=float, default=600.0,
                         help="skip a case whose FLOPs at the measured peak already take longer than this per call")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: time each call by this process's CPU time, for a machine other jobs share "
+                             "(needs --threads 1: the waits for a core are left out, contention in caches is not)")
     parser.add_argument("--self-check", action="store_true",
                         help="A/A run: the transformers model on both sides (ratios should be ~1)")
     parser.add_argument(harness.MEMORY_PROBE_FLAG, dest="memory_probe", help=argparse.SUPPRESS)
@@ -233,6 +237,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.rounds = 1 if args.quick else 3
     if args.threads is None and args.quick:
         args.threads = 1
+    if args.clock == "cpu" and args.threads != 1:
+        parser.error("--clock cpu needs --threads 1 (with more threads CPU time counts their spin-waits)")
     if args.rounds < 1:
         parser.error(f"--rounds must be at least 1, got {args.rounds}")
     if args.lengths and min(args.lengths) < 1:
@@ -260,8 +266,9 @@ def time_cases(args, lengths: dict, kwargs: dict, peaks: dict) -> list[harness.C
                                              args.device) for side in SIDES}
             samples = {}
             with harness.InterferenceMonitor() as monitor:
+                clock = time.process_time if args.clock == "cpu" else time.perf_counter
                 seconds, rounds = harness.time_interleaved(workloads, args.rounds, args.device, args.case_budget_s,
-                                                           samples)
+                                                           samples, clock)
             side_peak = {"ours": peak, "peer": peaks[torch.float32] if case == "bf16_over_fp32" else peak}
             ours, peer = (harness.Measurement(seconds[side], seq_len, flops, side_peak[side], samples=samples[side])
                           for side in SIDES)
@@ -287,7 +294,8 @@ def run_context(args, kwargs: dict, peaks: dict, memory_methods: str) -> dict:
         "inputs": f"batch 1, {N_GLOBAL} global token (position 0), no padding, random ids and weights",
         "timing": f"1 warm-up, then up to {args.rounds} rounds of A B B A (fewer when one case would take over "
                   f"{args.case_budget_s:.0f} s; see the rounds column); median s per call; spread = (max - min) / "
-                  f"median over the rounds; others = CPU time other processes took during the case, in cores",
+                  f"median over the rounds; others = CPU time other processes took during the case, in cores; "
+                  f"clock: {'CPU time of this process (1 thread)' if args.clock == 'cpu' else 'wall'}",
         "disturbed when": f"others > {harness.DISTURBED_OTHER_CORES} cores or a spread > "
                           f"{100 * harness.DISTURBED_SPREAD:.0f}% (min / max seconds per side in the CSV)",
         "memory": "peak growth of one call over the set-up, in a fresh process per case and side "
@@ -309,7 +317,8 @@ def main(argv=None) -> None:
     if any(t % window for t in lengths.get("attention_op", ())):
         raise SystemExit(f"attention_op lengths must be multiples of the attention window ({window}): the peer's "
                          f"module expects input its model already padded; got {lengths['attention_op']}")
-    peaks = {dtype: harness.matmul_peak_gflops(dtype, args.device, min_seconds=0.05 if args.quick else 0.2)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    peaks = {dtype: harness.matmul_peak_gflops(dtype, args.device, min_seconds=0.05 if args.quick else 0.2, clock=clock)
              for dtype in (torch.float32, torch.bfloat16)}
     print(f"matmul peak GFLOP/s: fp32 {peaks[torch.float32]:.1f}, bf16 {peaks[torch.bfloat16]:.1f}", flush=True)
     comparisons = time_cases(args, lengths, kwargs, peaks)
@@ -319,7 +328,8 @@ def main(argv=None) -> None:
         memory_methods = measure_memory(comparisons, args, longest)
     print()
     print(harness.format_table(comparisons))
-    stem = "longformer" + ("_quick" if args.quick else "") + ("_selfcheck" if args.self_check else "")
+    stem = "longformer" + ("_quick" if args.quick else "") + ("_selfcheck" if args.self_check else "") \
+        + ("_cpu_clock" if args.clock == "cpu" else "")
     context = run_context(args, kwargs, peaks, memory_methods)
     for path in harness.write_results(comparisons, stem, args.out, command, context, PEER_NAME):
         print(f"wrote {path}")

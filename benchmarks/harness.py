@@ -61,7 +61,7 @@ def _sync(device: str) -> None:
 
 
 def matmul_peak_gflops(dtype: torch.dtype, device: str = "cpu", min_seconds: float = 0.2,
-                       max_size: int = 4096, repeats: int = 5) -> float:
+                       max_size: int = 4096, repeats: int = 5, clock: Callable[[], float] = time.perf_counter) -> float:
     """Best GFLOP/s of a square matmul in `dtype`.
 
     The size doubles from 256 until one product takes `min_seconds` (so slow dtypes, e.g. bf16
@@ -74,30 +74,34 @@ def matmul_peak_gflops(dtype: torch.dtype, device: str = "cpu", min_seconds: flo
         a = torch.randn(size, size, device=device).to(dtype)
         b = torch.randn(size, size, device=device).to(dtype)
         kernels = (lambda: torch.matmul(a, b), lambda: F.linear(a, b))
-        best = min(_best_time(kernel, device, 1) for kernel in kernels)
+        best = min(_best_time(kernel, device, 1, clock) for kernel in kernels)
         if best >= min_seconds or size >= max_size:
             break
         size *= 2
-    best = min(_best_time(kernel, device, repeats) for kernel in kernels)
+    best = min(_best_time(kernel, device, repeats, clock) for kernel in kernels)
     return 2 * size**3 / best / 1e9
 
 
-def _best_time(fn: Callable[[], object], device: str, repeats: int) -> float:
+def _best_time(fn: Callable[[], object], device: str, repeats: int, clock=time.perf_counter) -> float:
     fn()  # warm-up: kernel selection, page faults
-    return min(_timed(fn, device) for _ in range(repeats))
+    return min(_timed(fn, device, clock) for _ in range(repeats))
 
 
-def _timed(fn: Callable[[], object], device: str) -> float:
-    return timed_call(fn, device)[0]
+def _timed(fn: Callable[[], object], device: str, clock: Callable[[], float] = time.perf_counter) -> float:
+    return timed_call(fn, device, clock)[0]
 
 
-def timed_call(fn: Callable[[], object], device: str) -> tuple[float, object]:
-    """(seconds, output) of one call, the device synchronised before and after."""
+def timed_call(fn: Callable[[], object], device: str,
+               clock: Callable[[], float] = time.perf_counter) -> tuple[float, object]:
+    """(seconds, output) of one call, the device synchronised before and after. `clock` is wall time;
+    `time.process_time` (this process's CPU time) where other processes share the cores: with one
+    torch thread it leaves out the time the thread waited for a core (with more, it would count
+    their spin-waits)."""
     _sync(device)
-    start = time.perf_counter()
+    start = clock()
     output = fn()
     _sync(device)
-    return time.perf_counter() - start, output
+    return clock() - start, output
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,23 +109,24 @@ def timed_call(fn: Callable[[], object], device: str) -> tuple[float, object]:
 
 
 def time_interleaved(workloads: dict[str, Callable[[], object]], rounds: int, device: str = "cpu",
-                     budget_s: float | None = None,
-                     samples_out: dict[str, list[float]] | None = None) -> tuple[dict[str, float], int]:
+                     budget_s: float | None = None, samples_out: dict[str, list[float]] | None = None,
+                     clock: Callable[[], float] = time.perf_counter) -> tuple[dict[str, float], int]:
     """Median seconds per call of each workload, and the number of rounds run.
 
     Each workload first runs once at full size (warm-up), then every round runs them in the
     order A B ... ... B A, so each gets 2 samples per round, spread evenly over the run.
     With `budget_s`, slow workloads get fewer rounds (at least one) so the timing stays within it.
-    `samples_out`, when given, receives every workload's samples (for the spread).
+    `samples_out`, when given, receives every workload's samples (for the spread); `clock` as in
+    `timed_call`.
     """
     names = list(workloads)
-    warm_up = sum(_timed(workloads[name], device) for name in names)
+    warm_up = sum(_timed(workloads[name], device, clock) for name in names)
     if budget_s is not None:
         rounds = max(1, min(rounds, int(budget_s // (2 * warm_up))))
     samples: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(rounds):
         for name in names + names[::-1]:
-            samples[name].append(_timed(workloads[name], device))
+            samples[name].append(_timed(workloads[name], device, clock))
     if samples_out is not None:
         samples_out.update(samples)
     return {name: statistics.median(times) for name, times in samples.items()}, rounds
