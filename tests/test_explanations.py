@@ -118,7 +118,7 @@ def test_spans_slice_the_document_and_sentences_come_best_first(trained):
         json.dumps(explanation.to_dict())
 
 
-def full_forward_log_odds(classifier, text: str, removed: tuple[int, int] | None) -> torch.Tensor:
+def full_forward_log_odds(classifier, text: str, removed: tuple[int, int] | None, multi_label=False) -> torch.Tensor:
     """The reference: every segment's text re-tokenized (the `removed` characters cut out of each segment
     that holds them) and the whole model run on token ids: encoder and head in one forward pass."""
     model, tokenizer = classifier.model, classifier.tokenizer
@@ -135,7 +135,7 @@ def full_forward_log_odds(classifier, text: str, removed: tuple[int, int] | None
     with torch.no_grad():
         logits = model(input_ids=ids, attention_mask=(ids != tokenizer.pad_token_id).long(),
                        segment_mask=torch.ones(1, len(segments), dtype=torch.bool)).logits
-    return log_odds(logits.float(), multi_label=False)[0]
+    return log_odds(logits.float(), multi_label=multi_label)[0]
 
 
 @pytest.fixture(params=[None, 40], ids=["adjacent", "overlapping"])
@@ -165,6 +165,35 @@ def test_occlusion_scores_equal_a_full_forward_pass_without_the_sentence(trained
             assert sentence.score == pytest.approx(float(drop), abs=2e-3)
     assert crossing >= 1  # sentences across segment edges are scored whole
     assert len(explanation.segments) >= 4  # all of them
+
+
+def test_multi_label_scores_are_logit_drops(trained):
+    """A multi-label model (sigmoid: the log-odds are the logits), explained for both labels at once."""
+    from longdoc.tasks.classification import LabelSpace
+    from longdoc.tasks.families import get_family
+
+    classifier, splits, _ = trained
+    family = get_family("segment")
+    model, tokenizer = family.build(str(packaged_minilm()), LabelSpace(tuple(NEEDLES), True), {"chunk_size": CHUNK})
+    torch.manual_seed(0)
+    torch.nn.init.normal_(model.label_attention.output_weight, std=0.25)  # an untrained head whose logits move
+    multi = DocumentClassifier(model.eval(), tokenizer, family)
+    text = splits["test"][2]["text"]
+    predictions = family.predict(model, tokenizer, [text], explain=True, bf16=False)
+    probs = torch.tensor(predictions.logits).sigmoid().numpy()
+    (explanations,) = family.explain(model, tokenizer, [text], predictions, [list(NEEDLES)], probs, top_segments=1,
+                                     top_sentences=2, bf16=False)
+    base = full_forward_log_odds(multi, text, None, multi_label=True)
+    scores = []
+    for label_id, label in enumerate(model.config.id2label[i] for i in range(2)):
+        (segment,) = explanations[label].segments
+        assert len(segment.sentences) == 2
+        for sentence in segment.sentences:
+            without = full_forward_log_odds(multi, text, (sentence.start, sentence.end), multi_label=True)
+            # fp32 noise of batched vs single encodings, amplified by the large head: relative 1e-3
+            assert sentence.score == pytest.approx(float(base[label_id] - without[label_id]), rel=1e-3, abs=2e-3)
+            scores.append(abs(sentence.score))
+    assert max(scores) > 0.05  # the comparison is not between zeros
 
 
 def test_without_a_needle_the_evidence_is_not_the_segment_start(trained):
