@@ -1,4 +1,4 @@
-"""Explanations show the evidence: needle documents (filler sentences, one label-carrying sentence in
+"""Explanations show the evidence: needle documents (filler sentences, two label-carrying sentences in
 the middle of a later segment), a segment classifier on the packaged MiniLM (frozen), and the
 sentences its explanations show, checked against a full forward pass without each sentence."""
 
