@@ -448,7 +448,10 @@ class Runner:
         train = run_child(train_cmd, self.logs_dir / f"{method.name}.train", child_env())
         check_child(train, f"{method.name}: longdoc train")
         report = json.loads((model_dir / "training_report.json").read_text())
-        evaluation, evaluate_run = self.evaluate(model_dir, method.name)
+        if method.frozen and self.args.cached_evaluate:
+            evaluation, evaluate_run = self.evaluate_cached(model_dir, method.name)
+        else:
+            evaluation, evaluate_run = self.evaluate(model_dir, method.name)
         row = self.base_row(method)
         row.update(
             family=method.family, encoder="frozen" if method.frozen else "fine-tuned", cap=cap_words,
@@ -475,6 +478,16 @@ class Runner:
         cmd = self.longdoc("evaluate", str(model_dir), str(data or self.paths["test"]))
         run = run_child(cmd, self.logs_dir / f"{name}.evaluate", child_env(bf16))
         check_child(run, f"{name}: longdoc evaluate")
+        return last_json_line(run.stdout), run
+
+    def evaluate_cached(self, model_dir: Path, name: str):
+        """The test metrics of a frozen-encoder model from the segment-vector cache (the vectors `longdoc
+        evaluate` would compute, encoded once for every frozen row): quality only, no prediction speed."""
+        spec = {"model": str(model_dir), "test": str(self.paths["test"]),
+                "cache_dir": str(self.args.cache_dir) if self.args.cache_dir else None}
+        cmd = [self.python, str(Path(__file__).resolve()), "--cached-eval-child", json.dumps(spec)]
+        run = run_child(cmd, self.logs_dir / f"{name}.evaluate-cached", child_env())
+        check_child(run, f"{name}: evaluation from cached vectors")
         return last_json_line(run.stdout), run
 
     @staticmethod
@@ -731,6 +744,33 @@ def tfidf_child(spec: dict) -> None:
                          "features": int(x_train.shape[1])},
               "test": test}
     print(CHILD_RESULT_TAG + json.dumps(result), flush=True)
+
+
+def cached_eval_child(spec: dict) -> None:
+    """Test metrics of a saved frozen-encoder segment-family model, its inputs read from the vector cache."""
+    from transformers import AutoTokenizer
+
+    from longdoc import DocumentClassifier
+    from longdoc.data.documents import read_documents
+    from longdoc.tasks.classification import classification_metrics, probabilities
+
+    classifier = DocumentClassifier.from_pretrained(spec["model"])
+    model, family, space = classifier.model, classifier.family, classifier.space
+    tokenizer = AutoTokenizer.from_pretrained(spec["model"])
+    documents = read_documents(spec["test"], "text", "label")
+    gold = [space.encode(d) for d in documents]
+    start = time.perf_counter()
+    items = family.training_items(model, tokenizer, [d.text for d in documents], gold,
+                                  {"cache_dir": spec["cache_dir"], "freeze_encoder": True})
+    collate = family.collate(model, tokenizer)
+    model.eval()
+    with torch.inference_mode():
+        logits = torch.cat([model(**{k: v for k, v in collate(items[i : i + 64]).items() if k != "labels"}).logits
+                            for i in range(0, len(items), 64)]).float().numpy()
+    seconds = time.perf_counter() - start
+    metrics = classification_metrics(gold, probabilities(logits, space.multi_label), space, classifier.threshold)
+    metrics.update(seconds=seconds, documents_per_second=None, tokens_per_second=None, from_cache=True)
+    print(json.dumps(metrics), flush=True)
 
 
 def probe_child(spec: dict) -> None:
@@ -1089,6 +1129,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--report-only", action="store_true", help="rewrite the table and files from the rows")
     parser.add_argument("--tfidf-child", help=argparse.SUPPRESS)
     parser.add_argument("--probe-child", help=argparse.SUPPRESS)
+    parser.add_argument("--cached-eval-child", help=argparse.SUPPRESS)
+    parser.add_argument("--cached-evaluate", action="store_true",
+                        help="frozen rows: test metrics from the segment-vector cache (quality only, no speed)")
     args = parser.parse_args(argv)
     if args.out is None:
         args.out = harness.RESULTS_DIR / (args.set.replace("-", "_") + ("_quick" if args.quick else ""))
@@ -1108,6 +1151,9 @@ def main(argv=None) -> int:
         return 0
     if args.probe_child:
         probe_child(json.loads(args.probe_child))
+        return 0
+    if args.cached_eval_child:
+        cached_eval_child(json.loads(args.cached_eval_child))
         return 0
     command = args.command = reproduce_command()
     print(f"reproduce: {command}", flush=True)

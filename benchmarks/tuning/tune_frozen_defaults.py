@@ -46,17 +46,24 @@ class Candidate:
     weight_decay: float = 0.01
     select: str = "f1"  # f1: best dev macro-F1 epoch; loss: lowest dev loss epoch; last: the last epoch
     config: dict = field(default_factory=dict)  # SegmentClassifierConfig fields
+    balanced: bool = False  # cross-entropy weighted by n / (classes x class count)
 
 
 DROPOUT_03 = dict(aggregator_dropout=0.3, classifier_dropout=0.3)
-CANDIDATES = [  # few, on purpose: 2 shared cores; AdamW's weight decay is decoupled (lr x wd per step)
+TRAININGS = [  # few, on purpose: 2 shared cores; AdamW's weight decay is decoupled (lr x wd per step)
     Candidate("old-defaults"),
-    Candidate("select-loss", select="loss"),
-    Candidate("wd-1-loss", weight_decay=1.0, select="loss"),
-    Candidate("dropout-0.3-loss", select="loss", config=DROPOUT_03),
-    Candidate("lr-3e-4-loss", learning_rate=3e-4, select="loss"),
-    Candidate("epochs-20-loss", epochs=20, select="loss"),
+    Candidate("dropout-0.3", config=DROPOUT_03),
+    Candidate("lr-3e-4", learning_rate=3e-4),
+    Candidate("epochs-20", epochs=20),
+    Candidate("wd-1", weight_decay=1.0),
+    Candidate("lr-3e-3", learning_rate=3e-3),
+    Candidate("epochs-80", epochs=80),
+    Candidate("balanced", balanced=True),
+    Candidate("balanced-wd-1", balanced=True, weight_decay=1.0),
 ]
+RULES = ("f1", "loss", "last")  # every training is scored under each selection rule (same run, other epoch)
+CANDIDATES = [Candidate(**{**t.__dict__, "name": f"{t.name} / select {rule}", "select": rule})
+              for t in TRAININGS for rule in RULES]
 
 
 def load(path: Path) -> dict:
@@ -92,18 +99,28 @@ def train_head(candidate: Candidate, train: dict, dev: dict, num_labels: int, ma
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: s / max(1, warmup) if s < warmup else max(0.0, (steps - s) / max(1, steps - warmup)))
     labels = torch.tensor(train["labels"])
+    counts = torch.bincount(labels, minlength=num_labels).clamp(min=1).float()
+    class_weights = len(labels) / (num_labels * counts)
     train_x, train_mask = batch(train["vectors"])  # padded once; a batch keeps the columns it needs
     dev_x, dev_mask = batch(dev["vectors"])
     generator = torch.Generator().manual_seed(seed)
+    lengths = train_mask.sum(1)
     history = []
     for _ in range(candidate.epochs):
         model.train()
+        # as transformers' LengthGroupedSampler on a set smaller than its megabatch (50 batches): shuffled,
+        # then sorted by length, longest first; batches of alike lengths pad least
         order = torch.randperm(len(labels), generator=generator)
+        order = order[torch.argsort(lengths[order], descending=True, stable=True)]
         for start in range(0, len(order), candidate.batch_size):
             rows = order[start : start + candidate.batch_size]
             width = int(train_mask[rows].sum(1).max())
             x, mask = train_x[rows, :width], train_mask[rows, :width]
-            loss = model(segment_embeddings=x, segment_mask=mask, labels=labels[rows]).loss
+            if candidate.balanced:
+                logits = model(segment_embeddings=x, segment_mask=mask).logits
+                loss = torch.nn.functional.cross_entropy(logits, labels[rows], weight=class_weights)
+            else:
+                loss = model(segment_embeddings=x, segment_mask=mask, labels=labels[rows]).loss
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -184,30 +201,36 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 1])
     parser.add_argument("--cuts", type=int, default=3, help="random dev halvings per seed")
     parser.add_argument("--small-fraction", type=float, default=0.5)
-    parser.add_argument("--candidates", nargs="*", help="names (default all)")
+    parser.add_argument("--variants", nargs="+", choices=("full", "half"), default=["full", "half"],
+                        help="the whole training split and/or a stratified half of it")
+    parser.add_argument("--candidates", nargs="*", help="names of TRAININGS (default all)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    chosen = [c for c in CANDIDATES if not args.candidates or c.name in args.candidates]
+    chosen = [t for t in TRAININGS if not args.candidates or t.name in args.candidates]
     args.out.mkdir(parents=True, exist_ok=True)
     results = {}  # variant -> candidate -> scores
     provenance = {}
     for path in args.vectors:
         data = load(path)
         provenance[data["name"]] = data["provenance"]
-        for variant, fraction in ((data["name"], 1.0), (f"{data['name']} (half train)", args.small_fraction)):
+        variants = ((data["name"], 1.0), (f"{data['name']} (half train)", args.small_fraction))
+        for variant, fraction in [v for v in variants if v[1] == 1.0 and "full" in args.variants
+                                  or v[1] != 1.0 and "half" in args.variants]:
             gold = np.array(data["dev"]["labels"])
             cuts = [halves(len(gold), 1000 + k) for k in range(args.cuts)]
             train = data["train"] if fraction == 1.0 else subsample(data["train"], fraction, 7)
             results[variant] = {"linear-probe (reference)": linear_probe_scores(train, data["dev"], cuts)}
-            for candidate in chosen:
-                start, scores = time.perf_counter(), []
-                for seed in args.seeds:
-                    history = train_head(candidate, train, data["dev"], len(data["labels"]), data["max_segments"], seed)
-                    scores += honest_scores(history, gold, candidate.select, cuts)
-                results[variant][candidate.name] = scores
-                print(json.dumps({"set": variant, "candidate": candidate.name, "mean": round(statistics.mean(scores), 4),
-                                  "seconds": round(time.perf_counter() - start, 1)}), flush=True)
+            for training in chosen:
+                start = time.perf_counter()
+                histories = [train_head(training, train, data["dev"], len(data["labels"]), data["max_segments"], seed)
+                             for seed in args.seeds]
+                for rule in RULES:
+                    scores = [x for history in histories for x in honest_scores(history, gold, rule, cuts)]
+                    results[variant][f"{training.name} / select {rule}"] = scores
+                    print(json.dumps({"set": variant, "candidate": f"{training.name} / select {rule}",
+                                      "mean": round(statistics.mean(scores), 4),
+                                      "seconds": round(time.perf_counter() - start, 1)}), flush=True)
     write_report(results, provenance, args)
 
 

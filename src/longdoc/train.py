@@ -165,6 +165,9 @@ def train_classifier(
     if output.is_dir() and any(output.iterdir()) and not (output / "config.json").is_file():
         raise ValueError(f"--output {output} holds files that are not a model; give a new or empty folder")
     set_seed(seed)
+    config_overrides = dict(config_overrides or {})
+    if defaults.balanced_classes and not space.multi_label and task == "classification":
+        config_overrides.setdefault("class_weights", balanced_class_weights(train_targets, len(space.names)))
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     bf16 = bf16_autocast_default(device) if bf16 is None else bf16
@@ -311,6 +314,13 @@ def _can_freeze(handler) -> bool:
     except ValueError:
         return False
     return True
+
+
+def balanced_class_weights(targets: list[int], num_labels: int) -> list[float]:
+    """n / (labels x count) per label, as scikit-learn's "balanced": every class weighs as much in the loss
+    (macro-F1 counts every class alike); a label without training documents gets weight 1."""
+    counts = np.bincount(np.asarray(targets, dtype=int), minlength=num_labels)
+    return [float(len(targets) / (num_labels * c)) if c else 1.0 for c in counts]
 
 
 def _check_positive(**values) -> None:

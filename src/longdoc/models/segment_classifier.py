@@ -46,7 +46,9 @@ class SegmentClassifierConfig(PreTrainedConfig):
     pooling: "cls" or "mean" segment vectors; chunk_pooling: "mean" or "max" (chunk-pool);
     aggregator_layers / aggregator_heads / aggregator_ffn: the segment Transformer;
     threshold: probability above which a label is predicted (multi-label);
-    freeze_encoder: the encoder was frozen in training (its segment vectors can be cached).
+    freeze_encoder: the encoder was frozen in training (its segment vectors can be cached);
+    class_weights: single-label only, one cross-entropy weight per label (None: unweighted); training
+    sets them to n / (labels x count) when the family's defaults ask for balanced classes.
     """
 
     model_type = "longdoc-segment-classifier"
@@ -69,6 +71,7 @@ class SegmentClassifierConfig(PreTrainedConfig):
         threshold: float = 0.5,
         freeze_encoder: bool = False,
         encoder_name_or_path: str | None = None,
+        class_weights: list[float] | None = None,
         **kwargs,
     ):
         if isinstance(encoder, PreTrainedConfig):
@@ -89,6 +92,7 @@ class SegmentClassifierConfig(PreTrainedConfig):
         self.threshold = threshold
         self.freeze_encoder = freeze_encoder
         self.encoder_name_or_path = encoder_name_or_path
+        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
         super().__init__(**kwargs)
         self.validate_segment_classifier()
 
@@ -120,6 +124,10 @@ class SegmentClassifierConfig(PreTrainedConfig):
             raise ValueError(f"problem_type={self.problem_type!r} is not one of {', '.join(PROBLEM_TYPES)}")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold={self.threshold} must be a probability strictly between 0 and 1")
+        if self.class_weights is not None and (len(self.class_weights) != self.num_labels
+                                               or min(self.class_weights) <= 0):
+            raise ValueError(f"class_weights must hold one positive weight per label ({self.num_labels}), got "
+                             f"{self.class_weights}")
         if self.max_segments < 1:
             raise ValueError(f"max_segments must be at least 1, got {self.max_segments}")
         if self.encoder is not None and self.hidden_size % self.num_attention_heads:
@@ -299,7 +307,10 @@ class SegmentClassifier(PreTrainedModel):
             segment_logits = self.classifier(self.dropout(vectors))  # (B, N, L)
             logits = _pool_logits(segment_logits, segment_mask, self.config.chunk_pooling)
         loss = None
-        if labels is not None:
+        if labels is not None and self.config.class_weights and self.config.problem_type == "single_label_classification":
+            weights = torch.tensor(self.config.class_weights, dtype=logits.dtype, device=logits.device)
+            loss = nn.functional.cross_entropy(logits, labels.to(logits.device).view(-1), weight=weights)
+        elif labels is not None:
             loss = sequence_classification_loss(logits, labels, self.config)
         keep = output_attentions if output_attentions is not None else self.config.output_attentions
         return SegmentClassifierOutput(

@@ -55,6 +55,7 @@ class TrainingDefaults:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     select_metric: str = "macro_f1"  # the dev score that picks the saved epoch: "macro_f1" or "loss" (lowest)
+    balanced_classes: bool = False  # single-label: weight each class's loss by n / (classes x its count)
 
 
 @dataclass
