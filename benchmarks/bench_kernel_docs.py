@@ -496,6 +496,8 @@ class Runner:
         summary = {k: metrics.get(k) for k in keep}
         summary.update(command=shlex.join(run.cmd), wall_s=run.wall_s, peak_rss_mib=run.peak_rss_mib,
                        doc_tokens=doc_tokens, doc_tokens_per_second=doc_tokens / metrics["seconds"])
+        if metrics.get("from_cache"):  # quality only: the vectors were encoded once, by an earlier row
+            summary.update(from_cache=True, seconds=None, doc_tokens_per_second=None)
         return summary
 
     # belt-nlp ----------------------------------------------------------------------------------
@@ -861,6 +863,8 @@ def flat_row(row: dict) -> dict:
     if row.get("best_epoch") is not None:
         stage = row.get("best_stage")
         notes.append(f"best {'' if stage in (None, 'training') else stage + ' '}epoch {row['best_epoch']:g}")
+    if evaluate.get("from_cache"):
+        notes.append("test scored from cached segment vectors (no prediction speed)")
     if row["kind"] == "belt":
         notes.append("no dev selection: last epoch")
     if row["kind"] == "tfidf":
@@ -944,8 +948,9 @@ def write_results(args, rows: list[dict], throughput: dict | None, command: str,
     flat = [flat_row(r) for r in rows]
     csv_path, md_path, png_path = (out / f"{stem}.{ext}" for ext in ("csv", "md", "png"))
     written = []
-    if flat:
-        write_csv(csv_path, flat, TABLE_COLUMNS)
+    if flat:  # the csv names its data too: source packages, versions and the set's checksum
+        data = provenance_line(args.provenance)
+        write_csv(csv_path, [{**row, "data": data} for row in flat], (*TABLE_COLUMNS, ("data", "data")))
         written.append(csv_path)
     throughput_flat = ([flat_throughput(s, throughput["documents"], throughput_peaks(throughput, peaks))
                         for s in throughput["sides"]] if throughput else [])
