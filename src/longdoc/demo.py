@@ -82,7 +82,7 @@ def run(out: Path, max_segments: int, cache_dir: Path | None) -> None:
         result = train_classifier(paths["train"], paths["dev"], out / family, family=family,
                                   max_segments=max_segments if family == "segment" else None, **common)
         results[family] = {"train_seconds": time.perf_counter() - start, "dev": result.dev_metrics}
-        print(f"best dev macro-F1 {result.dev_metrics['macro_f1']:.3f} ({result.best_when()}), saved to "
+        print(f"saved {result.best_when()} (lowest dev loss): dev macro-F1 {result.dev_metrics['macro_f1']:.3f}, to "
               f"{out / family}")
 
     step(4, "evaluating both on the test split")
