@@ -198,16 +198,19 @@ def test_multi_label_scores_are_logit_drops(trained):
 
 def test_without_a_needle_the_evidence_is_not_the_segment_start(trained):
     classifier, _, _ = trained
-    text, _ = needle_document(random.Random(7), None)
-    (prediction,) = classifier.predict(text, explain=True, top_segments=1, top_sentences=2, bf16=False)
-    (segment,) = next(iter(prediction.explanation.values())).segments
-    shown = [s.start for s in segment.sentences]
-    everyone = classifier.predict(text, explain=True, top_segments=1, top_sentences=100, bf16=False)
-    (all_scored,) = next(iter(everyone[0].explanation.values())).segments
-    in_order = sorted(s.start for s in all_scored.sentences)
-    assert len(in_order) >= 4
-    assert sorted(shown) != in_order[:2]  # not simply the first sentences of the segment
-    assert [s.start for s in all_scored.sentences[:2]] == shown  # but the two that move the score most
+    at_start = 0
+    for seed in range(7, 11):  # which filler sentences matter is the model's business: look at several documents
+        text, _ = needle_document(random.Random(seed), None)
+        (prediction,) = classifier.predict(text, explain=True, top_segments=1, top_sentences=2, bf16=False)
+        (segment,) = next(iter(prediction.explanation.values())).segments
+        shown = [s.start for s in segment.sentences]
+        everyone = classifier.predict(text, explain=True, top_segments=1, top_sentences=100, bf16=False)
+        (all_scored,) = next(iter(everyone[0].explanation.values())).segments
+        in_order = sorted(s.start for s in all_scored.sentences)
+        assert len(in_order) >= 4
+        assert [s.start for s in all_scored.sentences[:2]] == shown  # the two that move the score most
+        at_start += sorted(shown) == in_order[:2]
+    assert at_start <= 1  # not simply the first sentences of the segment
 
 
 def test_long_sentences_are_scored_in_pieces_and_capped(trained):
