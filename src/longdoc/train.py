@@ -22,6 +22,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -56,6 +57,7 @@ class TrainingResult:
     seconds: float
     history: list[dict] = field(default_factory=list)
     interrupted: bool = False
+    probe: dict | None = None  # frozen segment training: the probe's C, its weight and the dev scores dev chose by
     best_stage: str | None = None  # "training", or "head warm-up" / "fine-tuning" when fine-tuning warmed the head up
 
     def best_when(self) -> str:
@@ -229,6 +231,9 @@ def train_classifier(
             where = (f"the checkpoint of {save_best.best_when()} is intact at {output}"
                      if save_best.best_epoch else "no checkpoint was saved yet")
             logger.warning(f"interrupted: {where}")
+        probe = None
+        if frozen and not interrupted and save_best.best_epoch is not None:
+            probe = _fit_probe(handler, output, tokenizer, train_items, dev_items, space, device)
     result = TrainingResult(
         output=str(output),
         family=family,
@@ -238,7 +243,10 @@ def train_classifier(
         seconds=time.perf_counter() - start,
         history=save_best.history,
         interrupted=interrupted,
+        probe=probe,
     )
+    if probe is not None:
+        result.dev_metrics = probe.pop("dev_metrics")
     if save_best.best_epoch is not None:
         report = {**result.__dict__, "task": task, "train_file": str(train), "validation_file": str(validation),
                   "model_source": str(model), "epochs": epochs, "learning_rate": learning_rate,
@@ -292,6 +300,28 @@ class _Fit:
         )
         quiet_trainer(trainer)
         trainer.train()
+
+
+def _fit_probe(handler, output: Path, tokenizer, train_items, dev_items, space, device) -> dict | None:
+    """The saved frozen model with the family's linear probe fitted and mixed in as dev says, saved again;
+    what dev chose, with the dev metrics of the model that now predicts (None: the family has no probe)."""
+    model = handler.load(str(output)).to(device)
+    collate = handler.collate(model, tokenizer)
+    probe = handler.fit_probe(model, train_items, dev_items, collate)
+    if probe is None:
+        return None
+    dev = probe["dev"]
+    logger.info("linear probe on [mean; max] of the segment vectors (C %g by dev log-loss): dev macro-F1 / log-loss "
+                "head %.4f / %.4f, probe %.4f / %.4f; dev chose probe weight %g (%.4f / %.4f)", probe["probe_C"],
+                dev["head"]["macro_f1"], dev["head"]["log_loss"], dev["probe"]["macro_f1"], dev["probe"]["log_loss"],
+                probe["probe_weight"], dev["chosen"]["macro_f1"], dev["chosen"]["log_loss"])
+    save_model_folder(model, tokenizer, output)
+    from .tasks.families import cached_item_logits
+
+    gold = np.array([item["labels"] for item in dev_items])
+    logits = cached_item_logits(model, dev_items, collate).numpy()
+    probe["dev_metrics"] = _metrics(SimpleNamespace(predictions=logits, label_ids=gold), space, model.config)
+    return probe
 
 
 @contextmanager

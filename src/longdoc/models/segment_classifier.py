@@ -48,7 +48,11 @@ class SegmentClassifierConfig(PreTrainedConfig):
     threshold: probability above which a label is predicted (multi-label);
     freeze_encoder: the encoder was frozen in training (its segment vectors can be cached);
     class_weights: single-label only, one cross-entropy weight per label (None: unweighted); training
-    sets them to n / (labels x count) when the family's defaults ask for balanced classes.
+    sets them to n / (labels x count) when the family's defaults ask for balanced classes;
+    probe_weight: method "segment" only, the share in [0, 1] of the linear probe (`probe`: a linear
+    model on [mean; max] of the segment vectors) in the predicted probabilities, the rest from the
+    label-attention head (0: the head alone, as fine-tuned and older models; frozen training sets it
+    from dev, see docs/classification.md).
     """
 
     model_type = "longdoc-segment-classifier"
@@ -72,6 +76,7 @@ class SegmentClassifierConfig(PreTrainedConfig):
         freeze_encoder: bool = False,
         encoder_name_or_path: str | None = None,
         class_weights: list[float] | None = None,
+        probe_weight: float = 0.0,
         **kwargs,
     ):
         if isinstance(encoder, PreTrainedConfig):
@@ -93,6 +98,7 @@ class SegmentClassifierConfig(PreTrainedConfig):
         self.freeze_encoder = freeze_encoder
         self.encoder_name_or_path = encoder_name_or_path
         self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
+        self.probe_weight = float(probe_weight)
         super().__init__(**kwargs)
         self.validate_segment_classifier()
 
@@ -128,6 +134,10 @@ class SegmentClassifierConfig(PreTrainedConfig):
                                                or min(self.class_weights) <= 0):
             raise ValueError(f"class_weights must hold one positive weight per label ({self.num_labels}), got "
                              f"{self.class_weights}")
+        if not 0.0 <= self.probe_weight <= 1.0:
+            raise ValueError(f"probe_weight={self.probe_weight} must lie in [0, 1] (0: head only, 1: probe only)")
+        if self.probe_weight and self.method != "segment":
+            raise ValueError(f"probe_weight applies to method='segment' only, not {self.method!r}; leave it 0")
         if self.max_segments < 1:
             raise ValueError(f"max_segments must be at least 1, got {self.max_segments}")
         if self.encoder is not None and self.hidden_size % self.num_attention_heads:
@@ -215,6 +225,7 @@ class SegmentAggregator(nn.Module):
 class SegmentClassifier(PreTrainedModel):
     config_class = SegmentClassifierConfig
     base_model_prefix = "segment_classifier"
+    _keys_to_ignore_on_load_missing = [r"^probe\."]  # models saved before the probe (probe_weight 0)
     main_input_name = "input_ids"
     supports_gradient_checkpointing = True
     _no_split_modules = []
@@ -227,6 +238,9 @@ class SegmentClassifier(PreTrainedModel):
         if config.method == "segment":
             self.aggregator = SegmentAggregator(config)
             self.label_attention = LabelAttention(hidden, config.num_labels, config.classifier_dropout)
+            # linear probe on [mean; max] of the raw segment vectors, mixed in by config.probe_weight; fitted after
+            # training, so it starts at zero (skip_init: building it draws no random numbers)
+            self.probe = nn.utils.skip_init(nn.Linear, 2 * hidden, config.num_labels)
         else:
             self.classifier = nn.Linear(hidden, config.num_labels)
         if config.freeze_encoder:
@@ -257,6 +271,9 @@ class SegmentClassifier(PreTrainedModel):
             nn.init.zeros_(module.output_bias)
         elif isinstance(module, SegmentAggregator):
             nn.init.normal_(module.position_embeddings.weight, std=0.02)
+        elif module is getattr(self, "probe", None):
+            nn.init.zeros_(module.weight)
+            nn.init.zeros_(module.bias)
         elif module is getattr(self, "classifier", None):
             nn.init.normal_(module.weight, std=0.02)
             nn.init.zeros_(module.bias)
@@ -303,6 +320,10 @@ class SegmentClassifier(PreTrainedModel):
             states = self.aggregator(vectors, segment_mask)  # (B, N, C)
             content = self.aggregator.layer_norm(vectors)  # (B, N, C) each segment alone, normalised
             logits, weights = self.label_attention(states, segment_mask, content)
+            if self.config.probe_weight:
+                logits = self._mix_probe(logits, self.probe(pooled_mean_max(vectors, segment_mask)))
+                w = self.config.probe_weight
+                weights = (1 - w) * weights + w * self._probe_segment_weights(vectors, segment_mask)
         else:
             segment_logits = self.classifier(self.dropout(vectors))  # (B, N, L)
             logits = _pool_logits(segment_logits, segment_mask, self.config.chunk_pooling)
@@ -320,6 +341,34 @@ class SegmentClassifier(PreTrainedModel):
             segment_logits=segment_logits if keep else None,
             segment_mask=segment_mask if keep else None,
         )
+
+    def _mix_probe(self, head: torch.Tensor, probe: torch.Tensor) -> torch.Tensor:
+        """Logits of the mixture (1 - w) p_head + w p_probe: log-probabilities (single label) or the
+        log-odds of the mixed sigmoid probabilities (multi-label), computed in log space."""
+        w = self.config.probe_weight
+        log_w = torch.log(torch.tensor([1.0 - w, w], dtype=head.dtype, device=head.device))[:, None, None]
+        if self.config.problem_type == "multi_label_classification":
+            sig = nn.functional.logsigmoid
+            positive = torch.logsumexp(log_w + torch.stack([sig(head), sig(probe)]), 0)
+            negative = torch.logsumexp(log_w + torch.stack([sig(-head), sig(-probe)]), 0)
+            return positive - negative
+        return torch.logsumexp(log_w + torch.stack([head.log_softmax(-1), probe.log_softmax(-1)]), 0)
+
+    def _probe_segment_weights(self, vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, L, N): how much each segment carries each label in the probe, as a softmax over segments of the
+        drop of the label's log-probability when the segment is left out of [mean; max] (occlusion, exact and
+        cheap: the mean without it and the max of the others come in closed form)."""
+        floor = torch.finfo(vectors.dtype).min
+        counts = mask.sum(1).to(vectors.dtype)[:, None, None]  # (B, 1, 1)
+        total = (vectors * mask[..., None]).sum(1, keepdim=True)  # (B, 1, C)
+        mean_without = (total - vectors) / (counts - 1).clamp(min=1)  # (B, N, C)
+        two = vectors.masked_fill(~mask[..., None], floor).topk(min(2, vectors.shape[1]), dim=1).values
+        second = torch.where(counts >= 2, two[:, -1:], two[:, :1])  # a lone segment: nothing to leave out
+        max_without = torch.where(vectors >= two[:, :1], second, two[:, :1])  # (B, N, C)
+        full = self.probe(pooled_mean_max(vectors, mask)).log_softmax(-1)  # (B, L)
+        without = self.probe(torch.cat([mean_without, max_without], -1)).log_softmax(-1)  # (B, N, L)
+        drops = (full[:, None, :] - without).transpose(1, 2)  # (B, L, N)
+        return drops.masked_fill(~mask[:, None, :], floor).softmax(-1)
 
     def _segment_vectors(self, input_ids, attention_mask, segment_mask, segment_embeddings):
         """(B, N, C) segment vectors and the (B, N) bool mask of real segments."""
@@ -354,6 +403,14 @@ class SegmentClassifier(PreTrainedModel):
         if not bool(segment_mask[:, 0].all()):
             raise ValueError("every document needs at least one segment, in its first slot")
         return vectors, segment_mask
+
+
+def pooled_mean_max(vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, N, C) segment vectors, (B, N) mask -> (B, 2C): [mean; max] over the real segments (the probe's input)."""
+    weights = mask.to(vectors.dtype)[..., None]
+    mean = (vectors * weights).sum(1) / weights.sum(1)
+    top = vectors.masked_fill(~mask[..., None], torch.finfo(vectors.dtype).min).amax(1)
+    return torch.cat([mean, top], -1)
 
 
 def _pool_logits(segment_logits: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:

@@ -27,7 +27,7 @@ from transformers import AutoConfig, AutoTokenizer, PreTrainedModel
 
 from ..data.documents import DataError
 from ..data.segmentation import Segmentation, SegmentedDocument, check_chunk_size, segment_documents
-from ..models.segment_classifier import SegmentClassifier, SegmentClassifierConfig
+from ..models.segment_classifier import SegmentClassifier, SegmentClassifierConfig, pooled_mean_max
 from ..models.segment_encoding import (
     DEFAULT_BATCH_TOKENS,
     SegmentVectorCache,
@@ -92,6 +92,11 @@ class ClassifierFamily(ABC):
         """The fine-tuning `items` (from `training_items`) as inputs that train only the layers above
         a frozen encoder, the first stage of fine-tuning (the collator batches them too); None when
         the family has no such stage."""
+        return None
+
+    def fit_probe(self, model, train_items: list[dict], dev_items: list[dict], collate) -> dict | None:
+        """After frozen training: fit a linear probe inside `model` and set how much of it to mix in by dev;
+        returns what dev chose and the dev scores (None when the family has no probe)."""
         return None
 
     def head_warmup_defaults(self) -> TrainingDefaults:
@@ -188,6 +193,39 @@ class SegmentFamily(ClassifierFamily):
             return TrainingDefaults(epochs=40, learning_rate=1e-3, batch_size=16, select_metric="loss")
         return TrainingDefaults(epochs=4, learning_rate=5e-5, batch_size=4, head_learning_rate=1e-3)
 
+    def fit_probe(self, model, train_items, dev_items, collate):
+        """Logistic regression on standardized [mean; max] of the cached training segment vectors (C of the
+        lowest dev log-loss), folded into `model.probe`; `probe_weight` then set to the mix of head and probe
+        of the lowest dev log-loss (benchmarks/results/tuning/frozen_defaults.md: the head alone overfits
+        small training sets, where the probe does better). Single-label segment models only."""
+        if self.method != "segment" or model.config.problem_type != "single_label_classification":
+            return None
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
+        def pooled(items):
+            batch = collate([{"segment_embeddings": item["segment_embeddings"]} for item in items])
+            return pooled_mean_max(batch["segment_embeddings"].double(), batch["segment_mask"]).numpy()
+
+        train_x, dev_x = pooled(train_items), pooled(dev_items)
+        train_y, dev_y = np.array([i["labels"] for i in train_items]), np.array([i["labels"] for i in dev_items])
+        scaler = StandardScaler().fit(train_x)
+        fits = {c: LogisticRegression(C=c, max_iter=2000).fit(scaler.transform(train_x), train_y) for c in PROBE_C}
+        losses = {c: _log_loss(_full_probabilities(f, scaler.transform(dev_x), model.config.num_labels), dev_y)
+                  for c, f in fits.items()}
+        c = min(PROBE_C, key=losses.get)
+        _fold_probe(model.probe, fits[c], scaler, model.config.num_labels)
+        probs = {}
+        for name, weight in (("head", 0.0), ("probe", 1.0)):
+            model.config.probe_weight = weight
+            probs[name] = cached_item_logits(model, dev_items, collate).softmax(-1).numpy()
+        mixes = {w: (1 - w) * probs["head"] + w * probs["probe"] for w in PROBE_WEIGHTS}
+        weight = min(PROBE_WEIGHTS, key=lambda w: (_log_loss(mixes[w], dev_y), w))  # a tie keeps the head
+        model.config.probe_weight = weight
+        scores = {name: {"macro_f1": _macro_f1(dev_y, p), "log_loss": _log_loss(p, dev_y)}
+                  for name, p in (("head", mixes[0.0]), ("probe", mixes[1.0]), ("chosen", mixes[weight]))}
+        return {"probe_C": c, "probe_weight": weight, "dev": scores}
+
     def segmentation(self, config) -> Segmentation:
         return Segmentation(config.chunk_size, config.stride, config.min_tail, config.max_segments)
 
@@ -276,6 +314,54 @@ class SegmentFamily(ClassifierFamily):
             results.append(explainer.explain(texts[row], predictions.segment_vectors[row], predictions.explanations[row],
                                              scores, labels[row], top_segments, top_sentences))
         return results
+
+
+PROBE_C = (0.01, 0.1, 1.0, 10.0)  # the probe's inverse regularisation, chosen by dev log-loss
+# share of the probe in the mixed probabilities, chosen by dev log-loss: head, even mix or probe ranked first of five
+# combinations over 9 set variants (benchmarks/results/tuning/frozen_defaults.md; a finer grid ranked 4th)
+PROBE_WEIGHTS = (0.0, 0.5, 1.0)
+
+
+def _fold_probe(probe: torch.nn.Linear, fit, scaler, num_labels: int) -> None:
+    """Write the scikit-learn model (on standardized features) into `probe` (on raw features):
+    w (x - mean) / scale + b = (w / scale) x + (b - w . mean / scale). A binary fit's one row is the logit of
+    its second class (the first gets 0); a label absent from training gets a large negative bias."""
+    coef, intercept = fit.coef_, fit.intercept_
+    if coef.shape[0] == 1:
+        coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
+    weight = np.zeros((num_labels, coef.shape[1]))
+    bias = np.full(num_labels, -30.0)
+    weight[fit.classes_] = coef / scaler.scale_
+    bias[fit.classes_] = intercept - weight[fit.classes_] @ scaler.mean_
+    with torch.no_grad():
+        probe.weight.copy_(torch.from_numpy(weight))
+        probe.bias.copy_(torch.from_numpy(bias))
+
+
+def _full_probabilities(fit, x: np.ndarray, num_labels: int) -> np.ndarray:
+    out = np.zeros((len(x), num_labels))
+    out[:, fit.classes_] = fit.predict_proba(x)
+    return out
+
+
+@torch.inference_mode()
+def cached_item_logits(model, items: list[dict], collate) -> torch.Tensor:
+    model.eval()
+    logits = []
+    for start in range(0, len(items), 64):
+        batch = collate([{"segment_embeddings": i["segment_embeddings"]} for i in items[start : start + 64]])
+        logits.append(model(**{k: v.to(model.device) for k, v in batch.items()}).logits.float().cpu())
+    return torch.cat(logits)
+
+
+def _log_loss(probs: np.ndarray, gold: np.ndarray) -> float:
+    return float(-np.log(np.clip(probs[np.arange(len(gold)), gold], 1e-12, None)).mean())
+
+
+def _macro_f1(gold: np.ndarray, probs: np.ndarray) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(gold, probs.argmax(1), average="macro", zero_division=0))
 
 
 def _segment_weights(out, config) -> list[dict[str, list[tuple[float, int]]]]:
