@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed
 # lsg-converter (the LSG oracle of the parity tests) imports only with transformers 4.36.2: own virtualenv
 ORACLE := .venv-lsg
 ORACLE_STAMP := $(ORACLE)/.installed
+# transformers 4.57 (the last with a question-answering pipeline) is the QA parity oracle: own virtualenv
+QA_ORACLE := .venv-qa
+QA_ORACLE_STAMP := $(QA_ORACLE)/.installed
 
 .PHONY: test demo bench venv oracle clean tools
 
@@ -27,15 +30,22 @@ $(ORACLE_STAMP):
 	$(ORACLE)/bin/pip install -q transformers==4.36.2 lsg-converter==0.1.9 psutil
 	touch $(ORACLE_STAMP)
 
+$(QA_ORACLE_STAMP):
+	$(PY) -m venv $(QA_ORACLE)
+	$(QA_ORACLE)/bin/pip install -q --upgrade pip
+	$(QA_ORACLE)/bin/pip install -q $(TORCH)
+	$(QA_ORACLE)/bin/pip install -q transformers==4.57.6 tokenizers safetensors psutil
+	touch $(QA_ORACLE_STAMP)
+
 venv: $(STAMP)
 
-oracle: $(ORACLE_STAMP)
+oracle: $(ORACLE_STAMP) $(QA_ORACLE_STAMP)
 
 # groff renders the man-pages set (longdoc.data.roff); Debian ships it in groff-base
 tools:
 	@command -v groff >/dev/null || { echo "groff is missing: apt-get install groff-base" >&2; exit 1; }
 
-test: $(STAMP) $(ORACLE_STAMP) tools
+test: $(STAMP) $(ORACLE_STAMP) $(QA_ORACLE_STAMP) tools
 	LONGDOC_REQUIRE_ORACLE=1 $(BIN)/python -m pytest -q
 
 demo: $(STAMP)
@@ -45,4 +55,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_longformer.py
 
 clean:
-	rm -rf $(VENV) $(ORACLE) build src/*.egg-info
+	rm -rf $(VENV) $(ORACLE) $(QA_ORACLE) build src/*.egg-info
