@@ -247,8 +247,7 @@ def _block_mask(pattern: LSGPattern, sparse_valid: torch.Tensor | None, heads: i
     if "block_mask_base" not in cache:
         bs, b = geo.block_size, pattern.is_key.shape[0]
         local = F.pad(pattern.is_key, (bs, bs), value=False).unfold(1, 3 * bs, bs)  # (B, nb, 3bs)
-        glob = torch.full((b, pattern.num_blocks, geo.num_global_tokens), pattern.globals_visible, dtype=torch.bool,
-                          device=local.device)
+        glob = pattern.global_key_mask()[:, None].expand(b, pattern.num_blocks, -1)  # (B, nb, G)
         cache["block_mask_base"] = (glob, local)
     glob, local = cache["block_mask_base"]
     parts = [glob[:, None], local[:, None]]

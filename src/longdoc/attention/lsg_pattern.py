@@ -118,13 +118,15 @@ class LSGPattern:
 
     geometry: LSGGeometry
     is_key:   (B, T) bool over the (padded) non-global tokens: True where a token may be attended
-              (real and not masked by `mask_first_token`). Global tokens are always attended (unless
-              `globals_visible` is False).
+              (real and not masked by `mask_first_token`).
+    globals_visible: whether the G global tokens may be attended: True (always), False (only to check
+              a conversion: the model must then equal its source), or a (B, G) bool tensor per row
+              (question tokens made global: a shorter question leaves empty slots).
     """
 
     geometry: LSGGeometry
     is_key: torch.Tensor
-    globals_visible: bool = True  # False only to check a conversion: the model must then equal its source
+    globals_visible: bool | torch.Tensor = True
     cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -135,12 +137,20 @@ class LSGPattern:
     def num_blocks(self) -> int:
         return self.length // self.geometry.block_size
 
+    def global_key_mask(self) -> torch.Tensor:
+        """(B, G) bool: which global tokens may be attended."""
+        visible = self.globals_visible
+        shape = (self.is_key.shape[0], self.geometry.num_global_tokens)
+        if isinstance(visible, torch.Tensor):
+            if tuple(visible.shape) != shape:
+                raise ValueError(f"globals_visible has shape {tuple(visible.shape)}, expected {shape} (batch, globals)")
+            return visible.to(device=self.is_key.device, dtype=torch.bool)
+        return torch.full(shape, bool(visible), dtype=torch.bool, device=self.is_key.device)
+
     def full_key_mask(self) -> torch.Tensor:
-        """(B, G + T) bool: the key mask with the always-visible global tokens in front."""
+        """(B, G + T) bool: the key mask with the global tokens in front."""
         if "full" not in self.cache:
-            glob = torch.full((self.is_key.shape[0], self.geometry.num_global_tokens), self.globals_visible,
-                              dtype=torch.bool, device=self.is_key.device)
-            self.cache["full"] = torch.cat([glob, self.is_key], dim=1)
+            self.cache["full"] = torch.cat([self.global_key_mask(), self.is_key], dim=1)
         return self.cache["full"]
 
     def sparse_windows(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -106,7 +106,8 @@ def dense_lsg_attention(q, k, v, pattern: LSGPattern, compressed=None, relative_
     b, h, n, d = q.shape
     t = n - g
     is_key = pattern.is_key
-    full = torch.cat([torch.ones(b, g, dtype=torch.bool), is_key], dim=1)  # (B, G + T)
+    glob_visible = pattern.global_key_mask()  # (B, G)
+    full = torch.cat([glob_visible, is_key], dim=1)  # (B, G + T)
     pos = torch.arange(t)
     if t <= 2 * bs:
         bias = None
@@ -129,7 +130,7 @@ def dense_lsg_attention(q, k, v, pattern: LSGPattern, compressed=None, relative_
     sparse = ((c[None, :] >= left_end[:, None] - sbs) & (c[None, :] < left_end[:, None])) | (
         (c[None, :] >= right_start[:, None]) & (c[None, :] < right_start[:, None] + sbs))  # (T, Tc)
     allowed_tok = torch.cat([
-        torch.ones(b, h, t, g, dtype=torch.bool),
+        glob_visible[:, None, None, :].expand(-1, h, t, -1),
         sparse[None, None] & valid_c.expand(b, h, -1)[:, :, None, :],
         (local[None, None] & is_key[:, None, None, :]).expand(-1, h, -1, -1),
     ], dim=-1)  # (B, H, T, G + Tc + T)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from .longformer import LongformerModel, LongformerPreTrainedModel
+from .pair_inputs import first_separator, question_mask
 from .task_models import (
     MaskedLMTaskModel,
     MultipleChoiceTaskModel,
@@ -20,25 +21,9 @@ from .task_models import (
 )
 
 
-def first_separator(input_ids: torch.Tensor, sep_token_id: int, task: str) -> torch.Tensor:
-    """(B,) index of the first separator in every row; a row without one is an error."""
-    if sep_token_id is None:
-        raise ValueError(f"{task} needs config.sep_token_id to place global attention, or a global_attention_mask")
-    is_sep = input_ids == sep_token_id
-    missing = (~is_sep.any(dim=1)).nonzero().flatten().tolist()
-    if missing:
-        raise ValueError(
-            f"{task}: rows {missing} have no separator token (id {sep_token_id}); encode the input as a pair "
-            f"(question/context or context/choice) with the tokenizer, or pass global_attention_mask yourself"
-        )
-    return is_sep.int().argmax(dim=1)
-
-
 def question_global_mask(input_ids: torch.Tensor, sep_token_id: int) -> torch.Tensor:
     """QA default: global attention on every token before the first separator (the question)."""
-    first = first_separator(input_ids, sep_token_id, "question answering")
-    pos = torch.arange(input_ids.shape[1], device=input_ids.device)
-    return (pos[None, :] < first[:, None]).long()
+    return question_mask(input_ids, sep_token_id)
 
 
 def after_separator_global_mask(input_ids: torch.Tensor, sep_token_id: int) -> torch.Tensor:
@@ -105,7 +90,9 @@ class LongformerForTokenClassification(TokenClassificationTaskModel, LongformerP
 
 
 class LongformerForQuestionAnswering(QuestionAnsweringTaskModel, LongformerPreTrainedModel):
-    """Extractive QA; global attention on the question (tokens before the first separator)."""
+    """Extractive QA; global attention on the question by default: every token before the first
+    separator, in BERT pairs (`[CLS] q [SEP] c [SEP]`) as in RoBERTa ones (`transformers`' own default
+    accepts only the latter, asserting three separators)."""
 
     encoder_class = LongformerModel
 

@@ -9,9 +9,18 @@ Pipeline of one forward pass: embeddings -> `num_global_tokens` learned global e
 prepended -> LayerNorm/dropout -> inputs longer than two blocks padded to a multiple of
 `block_size` (`adaptive`) -> layers -> `pool_with_global` copies global 0's output onto the
 first token -> globals and padding cropped.
+
+`question_global` (longdoc's own field, BERT and RoBERTa; off unless set, so lsg-converter
+checkpoints behave as there): the question of a pair encoding (every token before the first
+separator) is attended globally. Its tokens are copied into extra global slots after the learned
+globals, where they attend to every token and every token attends to them; their places in the
+token sequence are masked as keys (so nothing is attended twice) and take the slots' outputs at
+the end.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -21,6 +30,7 @@ from ..attention.lsg import lsg_attention
 from ..attention.lsg_pattern import LSGGeometry, LSGPattern, MAX_GLOBAL_TOKENS
 from .layers import EncoderLayer, HeadProjections, Pooler, input_shape, roberta_position_ids
 from .outputs import EncoderOutput
+from .pair_inputs import question_mask as question_mask_of
 
 LSG_DEFAULTS = dict(adaptive=True, block_size=128, lsh_num_pre_rounds=1, mask_first_token=False, num_global_tokens=1,
                     pool_with_global=True, sparse_block_size=128, sparsity_factor=2, sparsity_type="norm")
@@ -56,15 +66,24 @@ def lsg_geometry(config) -> LSGGeometry:
                        config.num_global_tokens, config.lsh_num_pre_rounds)
 
 
+def init_question_fields(config, kwargs: dict) -> dict:
+    """`question_global` (None: unset, read as off; QA models built by longdoc set it) and the
+    `sep_token_id` that finds the question (transformers 5's BERT config has no such field)."""
+    config.question_global = kwargs.pop("question_global", None)
+    config.sep_token_id = kwargs.pop("sep_token_id", None)
+    return kwargs
+
+
 class LSGBertConfig(BertConfig):
     """BERT config + LSG fields: block_size, sparse_block_size, sparsity_factor, sparsity_type
     (norm, pooling, lsh, stride, block_stride, bos_pooling, none), num_global_tokens, adaptive,
-    mask_first_token, pool_with_global, lsh_num_pre_rounds."""
+    mask_first_token, pool_with_global, lsh_num_pre_rounds; and longdoc's question_global (with
+    sep_token_id)."""
 
     model_type = "bert"
 
     def __init__(self, **kwargs):
-        kwargs = init_lsg_fields(self, kwargs)
+        kwargs = init_question_fields(self, init_lsg_fields(self, kwargs))
         super().__init__(**kwargs)
         validate_lsg_fields(self)
 
@@ -75,7 +94,7 @@ class LSGRobertaConfig(RobertaConfig):
     model_type = "roberta"
 
     def __init__(self, **kwargs):
-        kwargs = init_lsg_fields(self, kwargs)
+        kwargs = init_question_fields(self, init_lsg_fields(self, kwargs))
         super().__init__(**kwargs)
         validate_lsg_fields(self)
 
@@ -157,6 +176,41 @@ def encoder_pattern(config, geometry: LSGGeometry, is_token: torch.Tensor, globa
     return LSGPattern(geometry, is_key, globals_visible)
 
 
+def with_question_globals(pattern: LSGPattern, question: torch.Tensor) -> LSGPattern:
+    """The pattern with the question tokens (`question` (B, T) bool, a prefix of every row) as extra
+    global tokens after the learned ones: one slot per token of the batch's longest question, visible
+    where the row has a question token there that may be attended; the tokens themselves masked as keys."""
+    count = int(question.sum(dim=1).max()) if question.numel() else 0
+    if count == 0:
+        return pattern
+    geometry = pattern.geometry
+    if geometry.num_global_tokens + count > MAX_GLOBAL_TOKENS:
+        raise ValueError(
+            f"question_global: a question of {count} tokens and {geometry.num_global_tokens} global tokens exceed "
+            f"the {MAX_GLOBAL_TOKENS} global slots LSG attention supports; shorten the question"
+        )
+    in_question = nn.functional.pad(question, (0, pattern.length - question.shape[1]), value=False)
+    slots = pattern.is_key[:, :count] & in_question[:, :count]
+    visible = torch.cat([pattern.global_key_mask(), slots], dim=1)
+    return LSGPattern(replace(geometry, num_global_tokens=geometry.num_global_tokens + count),
+                      pattern.is_key & ~in_question, visible)
+
+
+def question_into_slots(hidden: torch.Tensor, g: int, slots: int) -> torch.Tensor:
+    """(B, G + T, C) -> (B, G + slots + T, C): the first `slots` tokens (the longest question) copied after
+    the G learned globals."""
+    return torch.cat([hidden[:, :g], hidden[:, g:g + slots], hidden[:, g:]], dim=1)
+
+
+def question_from_slots(hidden: torch.Tensor, g: int, question: torch.Tensor) -> torch.Tensor:
+    """(B, G + slots + T, C) -> (B, G + T, C): each question token takes its slot's output (the masked copy
+    left among the tokens only attended locally)."""
+    slots = int(question.sum(dim=1).max())  # as many as with_question_globals made
+    in_slot = question[:, :slots, None]
+    first = torch.where(in_slot, hidden[:, g:g + slots], hidden[:, g + slots:g + 2 * slots])
+    return torch.cat([hidden[:, :g], first, hidden[:, g + 2 * slots:]], dim=1)
+
+
 def pool_and_crop(hidden: torch.Tensor, config, length: int, keep_globals: bool = False) -> torch.Tensor:
     """`pool_with_global`: global 0's output replaces the first token's; then drop globals and padding."""
     g = config.num_global_tokens
@@ -207,10 +261,13 @@ class LSGEncoderModel(LSGPreTrainedModel):
     token_types = True
     encoder_module = LSGEncoder
     global_tokens_visible = True  # conversion checks switch the global tokens off to compare with the source
+    supports_question_global = True
 
     def __init__(self, config, add_pooling_layer: bool = True):
         super().__init__(config)
         self.geometry = validate_lsg_fields(config)
+        if getattr(config, "question_global", None) and not self.supports_question_global:
+            raise ValueError(f"question_global is not supported by {type(self).__name__}: set it to False")
         self.embeddings = LSGEmbeddings(config, self.roberta_positions, self.token_types)
         self.encoder = self.encoder_module(config)
         self.pooler = Pooler(config) if add_pooling_layer else None
@@ -223,25 +280,54 @@ class LSGEncoderModel(LSGPreTrainedModel):
         self.embeddings.word_embeddings = value
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
-                inputs_embeds=None, output_attentions=None, output_hidden_states=None, return_dict=None, **kwargs):
+                inputs_embeds=None, output_attentions=None, output_hidden_states=None, return_dict=None,
+                question_mask=None, **kwargs):
         """attention_mask: 1 token / 0 padding. last_hidden_state has the input's length; hidden_states
-        (when asked) hold every layer's full sequence: the global tokens first, then the padded tokens."""
+        (when asked) hold every layer's full sequence: the global tokens first (with question_global, the
+        question slots right after the learned ones), then the padded tokens.
+
+        question_mask (B, T), with question_global: 1 on the question, a prefix of every row; by default
+        every token before the first config.sep_token_id."""
         cfg = self.config
         output_hidden_states = cfg.output_hidden_states if output_hidden_states is None else output_hidden_states
         return_dict = cfg.return_dict if return_dict is None else return_dict
         shape = check_inputs(input_ids, inputs_embeds, head_mask, dict(
-            attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids))
+            attention_mask=attention_mask, token_type_ids=token_type_ids, position_ids=position_ids,
+            question_mask=question_mask))
         device = input_ids.device if input_ids is not None else inputs_embeds.device
         is_token = torch.ones(shape, dtype=torch.bool, device=device) if attention_mask is None else attention_mask != 0
         pattern = encoder_pattern(cfg, self.geometry, is_token, self.global_tokens_visible)
+        question = self._question(input_ids, question_mask)
+        if question is not None:
+            pattern = with_question_globals(pattern, question)
         hidden = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, G + T, C)
+        slots = pattern.geometry.num_global_tokens - cfg.num_global_tokens
+        if slots:
+            hidden = question_into_slots(hidden, cfg.num_global_tokens, slots)
         hidden = nn.functional.pad(hidden, (0, 0, 0, pattern.length - shape[1]))
         hidden, all_hidden = self.encoder(hidden, pattern, output_hidden_states)
+        if slots:
+            hidden = question_from_slots(hidden, cfg.num_global_tokens, question)
         sequence = pool_and_crop(hidden, cfg, shape[1])
         pooled = self.pooler(sequence) if self.pooler is not None else None
         if not return_dict:
             return (sequence, pooled) + ((all_hidden,) if all_hidden is not None else ())
         return EncoderOutput(last_hidden_state=sequence, pooler_output=pooled, hidden_states=all_hidden)
+
+    def _question(self, input_ids, question_mask) -> torch.Tensor | None:
+        """(B, T) bool of the question tokens when question_global is on, else None."""
+        if not getattr(self.config, "question_global", None):
+            return None
+        if question_mask is not None:
+            question = question_mask != 0
+            starts = torch.arange(question.shape[1], device=question.device)[None, :] < question.sum(1, keepdim=True)
+            if not bool((question == starts).all()):
+                raise ValueError("question_mask must mark a prefix of every row (the question comes first in a pair "
+                                 "encoding): encode (question, context), not (context, question)")
+            return question
+        if input_ids is None:
+            raise ValueError("question_global from inputs_embeds needs question_mask (1 on the question's tokens)")
+        return question_mask_of(input_ids, getattr(self.config, "sep_token_id", None)) != 0
 
 
 class LSGBertPreTrainedModel(LSGPreTrainedModel):

@@ -2,6 +2,10 @@
 
 Each is the shared task model (task_models.py) over LSGBertModel / LSGRobertaModel; BERT's
 masked-LM head is published as `cls.predictions.*` and maps onto the shared `lm_head` by name.
+
+The QA models attend the question globally (`question_global`, see lsg.py) when longdoc builds
+them: a config that leaves the field unset turns it on, unless it is the config of a QA checkpoint
+(lsg-converter's own, which has no such field and must give lsg-converter's outputs).
 """
 
 from __future__ import annotations
@@ -15,6 +19,17 @@ from .task_models import (
     TokenClassificationTaskModel,
 )
 from .weight_names import BERT_LM_HEAD, register_weight_names
+
+
+class LSGQuestionAnswering(QuestionAnsweringTaskModel):
+    """Extractive QA; the question is attended globally unless the config says otherwise. Forward takes
+    the encoder's `question_mask` too (by default every token before the first config.sep_token_id)."""
+
+    def __init__(self, config):
+        if getattr(config, "question_global", None) is None:
+            architectures = getattr(config, "architectures", None) or ()
+            config.question_global = not any(name.endswith("ForQuestionAnswering") for name in architectures)
+        super().__init__(config)
 
 
 class LSGBertForMaskedLM(MaskedLMTaskModel, LSGBertPreTrainedModel):
@@ -37,7 +52,7 @@ class LSGBertForMultipleChoice(MultipleChoiceTaskModel, LSGBertPreTrainedModel):
     encoder_class = LSGBertModel
 
 
-class LSGBertForQuestionAnswering(QuestionAnsweringTaskModel, LSGBertPreTrainedModel):
+class LSGBertForQuestionAnswering(LSGQuestionAnswering, LSGBertPreTrainedModel):
     encoder_class = LSGBertModel
 
 
@@ -62,7 +77,7 @@ class LSGRobertaForMultipleChoice(MultipleChoiceTaskModel, LSGRobertaPreTrainedM
     encoder_class = LSGRobertaModel
 
 
-class LSGRobertaForQuestionAnswering(QuestionAnsweringTaskModel, LSGRobertaPreTrainedModel):
+class LSGRobertaForQuestionAnswering(LSGQuestionAnswering, LSGRobertaPreTrainedModel):
     encoder_class = LSGRobertaModel
 
 

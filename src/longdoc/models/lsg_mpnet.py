@@ -71,6 +71,7 @@ class LSGMPNetModel(LSGEncoderModel, LSGMPNetPreTrainedModel):
     roberta_positions = True
     token_types = False
     encoder_module = LSGMPNetEncoder
+    supports_question_global = False  # question slots would lose MPNet's relative position bias
 
 
 class LSGMPNetForMaskedLM(MaskedLMTaskModel, LSGMPNetPreTrainedModel):
