@@ -161,9 +161,10 @@ def bert_batch(tokenizer, seed=4):
     return pair_batch([5, 11, 3], [66, 40, 52], ids, tokenizer.vocab_size, roberta=False, seed=seed)
 
 
-def test_bert_style_pairs_from_a_converted_encoder(minilm_longformer_qa):
+def test_bert_style_pairs_from_a_converted_encoder(minilm_longformer_qa, tmp_path):
     """[CLS] q [SEP] c [SEP] has two separators: transformers' own global placement refuses it, ours finds
-    [CLS] + q, which is what transformers computes given that mask."""
+    [CLS] + q, which is what transformers computes given that mask; and what transformers saves of it
+    loads back in longdoc."""
     tokenizer = transformers.AutoTokenizer.from_pretrained(minilm_longformer_qa)
     ours = longdoc.LongformerForQuestionAnswering.from_pretrained(minilm_longformer_qa).eval()
     theirs, info = transformers.LongformerForQuestionAnswering.from_pretrained(minilm_longformer_qa,
@@ -174,6 +175,10 @@ def test_bert_style_pairs_from_a_converted_encoder(minilm_longformer_qa):
         theirs.eval()(**inputs)
     expected = logits_of(theirs, **inputs, global_attention_mask=question)
     assert_same_logits(logits_of(ours, **inputs), expected, inputs["attention_mask"])
+    theirs.save_pretrained(tmp_path)
+    again, info = longdoc.LongformerForQuestionAnswering.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    assert_same_logits(logits_of(again.eval(), **inputs), expected, inputs["attention_mask"])
 
 
 # --- Longformer: transformers 4.57 (the .venv-qa oracle) ----------------------------------------
@@ -182,7 +187,7 @@ def test_bert_style_pairs_from_a_converted_encoder(minilm_longformer_qa):
 def _qa_oracle(*args) -> None:
     if not QA_ORACLE_PYTHON.exists():
         if os.environ.get("LONGDOC_REQUIRE_ORACLE"):
-            raise RuntimeError(f"the QA oracle (transformers 4.57) is missing at {QA_ORACLE_PYTHON}: run `make oracle`")
+            pytest.fail(f"the QA oracle (transformers 4.57) is missing at {QA_ORACLE_PYTHON}: run `make oracle`")
         pytest.skip(f"QA oracle not installed at {QA_ORACLE_PYTHON} (`make oracle` builds it)")
     result = subprocess.run([str(QA_ORACLE_PYTHON), str(QA_ORACLE_SCRIPT), *map(str, args)], capture_output=True,
                             text=True)
