@@ -206,3 +206,18 @@ def test_bad_arguments_say_what_to_give(tokenizer):
         best_answers([s[:5] for s in starts], ends, windows, [CONTEXT])
     with pytest.raises(ValueError, match="pass the contexts the windows were made from"):
         best_answers(starts, ends, windows, [])
+
+
+def test_a_short_context_gives_only_answers_of_non_zero_probability(tokenizer):
+    """The pipeline pads a window's top-k with zero-probability spans (often empty text); here a
+    context of a few tokens gives each of its spans once and nothing more."""
+    windows = question_answer_windows(tokenizer, ["what?"], ["Unbuffered sockets"], 32, 4)
+    (window,) = windows
+    assert sum(word >= 0 for word in window.word_ids) > 2  # word pieces: a few context tokens
+    rng = np.random.default_rng(1)
+    starts, ends = [rng.normal(size=len(window)).astype(np.float32)], [rng.normal(size=len(window)).astype(np.float32)]
+    answers = best_answers(starts, ends, windows, ["Unbuffered sockets"], top_k=50, max_answer_len=50,
+                           align_to_words=False)[0]
+    context_tokens = sum(word >= 0 for word in window.word_ids)
+    assert len(answers) == context_tokens * (context_tokens + 1) // 2  # every span s <= e, none twice
+    assert all(a["score"] > 0 and a["answer"] for a in answers)
