@@ -624,7 +624,7 @@ class Runner:
         belt = next((s for s in sides if s["side"] == "belt-nlp"), None)
         for side in sides:
             side["speed_vs_belt"] = (side["documents_per_second"] / belt["documents_per_second"]) if belt else None
-        from longdoc.models.segment_encoding import bf16_autocast_default
+        from longdoc.runtime import bf16_autocast_default
 
         row.update(sides=sides, documents=len(self.counts.counts("test")), rounds=self.args.throughput_rounds,
                    cap=f"whole documents, at most {limit} tokens each (longdoc's {DEFAULT_MAX_SEGMENTS} x {CHUNK}; "
@@ -754,7 +754,7 @@ def cached_eval_child(spec: dict) -> None:
 
     from longdoc import DocumentClassifier
     from longdoc.data.documents import read_documents
-    from longdoc.tasks.classification import classification_metrics, probabilities
+    from longdoc.metrics.classification import classification_metrics, probabilities
 
     classifier = DocumentClassifier.from_pretrained(spec["model"])
     model, family, space = classifier.model, classifier.family, classifier.space
@@ -784,14 +784,14 @@ def probe_child(spec: dict) -> None:
     from sklearn.preprocessing import StandardScaler
 
     from longdoc.data.documents import read_documents
-    from longdoc.tasks.classification import LabelSpace
-    from longdoc.tasks.families import get_family
+    from longdoc.data.labels import LabelSpace
+    from longdoc.families import get_family
 
     family = get_family("segment")
     documents = {s: read_documents(p, "text", "label") for s, p in spec["paths"].items()}
     space = LabelSpace.from_documents(documents["train"], False)
     options = dict(freeze_encoder=True, max_segments=spec["max_segments"], cache_dir=spec["cache_dir"])
-    model, tokenizer = family.build(spec["encoder"], space, options)
+    model, tokenizer = family.build("classification", spec["encoder"], {**options, "head_config": space.config_fields()})
     start = time.perf_counter()
     features, gold = {}, {}
     for split, docs in documents.items():
@@ -922,7 +922,7 @@ def write_csv(path: Path, rows: list[dict], columns) -> None:
 
 
 def bf16_context() -> dict:
-    from longdoc.models.segment_encoding import bf16_autocast_default
+    from longdoc.runtime import bf16_autocast_default
 
     flags = set()
     if os.path.exists("/proc/cpuinfo"):

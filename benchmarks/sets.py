@@ -17,16 +17,16 @@ SETS = ("kernel-docs", "postgres-docs", "man-sections")
 
 def load_set(name: str, out_dir: Path | None = None) -> tuple[dict[str, Path], dict]:
     if name == "kernel-docs":
-        from longdoc.data.kernel_docs import ensure_kernel_docs
+        from longdoc.datasets.kernel_docs import ensure_kernel_docs
 
         data = ensure_kernel_docs(out_dir)
         packages = [{"package": data.source.get("package"), "version": data.source.get("version")}]
         counts, labels = data.counts, list(data.labels)
     elif name in ("postgres-docs", "man-sections"):
         if name == "postgres-docs":
-            from longdoc.data.postgres_docs import ensure_postgres_docs as ensure
+            from longdoc.datasets.postgres_docs import ensure_postgres_docs as ensure
         else:
-            from longdoc.data.man_sections import ensure_man_sections as ensure
+            from longdoc.datasets.man_sections import ensure_man_sections as ensure
         data = ensure(out_dir)
         packages = [{"package": p["package"], "version": p["version"]} for p in data.source["packages"]]
         counts, labels = data.counts, data.labels

@@ -17,8 +17,9 @@ import longdoc
 from longdoc import DocumentClassifier, SegmentClassifier, train_classifier
 from longdoc.cli import main
 from longdoc.data.documents import DataError, read_documents
-from longdoc.tasks.classification import LabelSpace, classification_metrics
-from longdoc.train import SaveBest
+from longdoc.data.labels import LabelSpace
+from longdoc.metrics.classification import classification_metrics
+from longdoc.training.save_best import SaveBest
 
 from tiny_checkpoints import SIGNAL, tiny_bert, write_documents
 
@@ -133,7 +134,7 @@ def test_explanations_point_at_the_segment_with_the_keyword(frozen_model, data):
     out, _ = frozen_model
     model = SegmentClassifier.from_pretrained(out)
     docs = read_documents(data["test"])
-    predictions = model.predict([d.text for d in docs], explain=True, top_segments=1)
+    predictions = DocumentClassifier.from_model(model).predict([d.text for d in docs], explain=True, top_segments=1)
     hits = 0
     for doc, prediction in zip(docs, predictions):
         (label,) = prediction.labels

@@ -14,7 +14,7 @@ from longdoc import DocumentClassifier, train_classifier
 from longdoc.assets import packaged_minilm
 from longdoc.cli import main
 from longdoc.data.segmentation import segment_documents, special_tokens
-from longdoc.tasks.explanations import OcclusionExplainer, log_odds
+from longdoc.families.explanations import OcclusionExplainer, log_odds
 
 FILLER = [
     "The committee met on Tuesday morning to review the agenda for the coming quarter.",
@@ -169,12 +169,13 @@ def test_occlusion_scores_equal_a_full_forward_pass_without_the_sentence(trained
 
 def test_multi_label_scores_are_logit_drops(trained):
     """A multi-label model (sigmoid: the log-odds are the logits), explained for both labels at once."""
-    from longdoc.tasks.classification import LabelSpace
-    from longdoc.tasks.families import get_family
+    from longdoc.data.labels import LabelSpace
+    from longdoc.families import get_family
 
     classifier, splits, _ = trained
     family = get_family("segment")
-    model, tokenizer = family.build(str(packaged_minilm()), LabelSpace(tuple(NEEDLES), True), {"chunk_size": CHUNK})
+    model, tokenizer = family.build("classification", str(packaged_minilm()),
+                                    {"head_config": LabelSpace(tuple(NEEDLES), True).config_fields(), "chunk_size": CHUNK})
     torch.manual_seed(0)
     torch.nn.init.normal_(model.label_attention.output_weight, std=0.25)  # an untrained head whose logits move
     multi = DocumentClassifier(model.eval(), tokenizer, family)

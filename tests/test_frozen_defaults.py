@@ -6,8 +6,9 @@ import torch
 from torch.nn import functional as F
 
 from longdoc import SegmentClassifier
-from longdoc.tasks.families import get_family
-from longdoc.train import SaveBest, balanced_class_weights
+from longdoc.families import get_family
+from longdoc.tasks.classification import balanced_class_weights
+from longdoc.training.save_best import SaveBest
 from tiny_checkpoints import tiny_bert
 
 

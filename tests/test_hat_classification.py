@@ -17,8 +17,9 @@ from longdoc.cli import main
 from longdoc.convert import convert
 from longdoc.data.documents import DataError
 from longdoc.pipelines import SentenceClassifier, load_pipeline
-from longdoc.train import _optimizer, train_classifier
-from longdoc.tasks.families import TrainingDefaults
+from longdoc.families.base import TrainingDefaults
+from longdoc.tasks.classification import encoder_and_head_optimizer as _optimizer
+from longdoc.training.train import train_classifier
 
 from tiny_checkpoints import SIGNAL, WORDS, tiny_bert, write_documents
 

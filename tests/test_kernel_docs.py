@@ -1,4 +1,4 @@
-"""The kernel documentation classification set (longdoc.data.kernel_docs), on fake trees, offline."""
+"""The kernel documentation classification set (longdoc.datasets.kernel_docs), on fake trees, offline."""
 
 import gzip
 import hashlib
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from longdoc.data import kernel_docs as kd
+from longdoc.datasets import kernel_docs as kd
 
 LONG = 1200  # words of a kept document (min_words is 1000)
 

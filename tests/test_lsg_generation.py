@@ -14,7 +14,7 @@ import torch
 
 import longdoc
 from longdoc.cli import main
-from longdoc.summarizer import Summarizer
+from longdoc.pipelines import Summarizer
 from lsg_generation_cases import BEAM, GREEDY, MODEL, PADDING_DEPENDENT, cases, make_inputs
 from tiny_checkpoints import WORDS, bert_tokenizer
 

@@ -1,4 +1,4 @@
-"""The man page summarization set (longdoc.data.manpages): the builder on fake man trees, and a few
+"""The man page summarization set (longdoc.datasets.manpages): the builder on fake man trees, and a few
 real pages of the Debian packages when installed. The groff wrapper itself is in test_roff.py."""
 
 import gzip
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from longdoc.data import manpages as mp
-from longdoc.data import roff
+from longdoc.datasets import manpages as mp
+from longdoc.datasets import roff
 
 
 def test_split_of_is_sha1_bucketed_and_stable():

@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 
-from longdoc.data import man_sections, package_sets, postgres_docs
-from longdoc.data.package_sets import LabelledDocument
+from longdoc.datasets import man_sections, package_sets, postgres_docs
+from longdoc.datasets.package_sets import LabelledDocument
 
 
 def _words(seed: int, n: int) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from longdoc.tasks.summarization import rouge_scores
+from longdoc.metrics.summarization import rouge_scores
 
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 

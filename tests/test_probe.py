@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 from longdoc import DocumentClassifier, SegmentClassifier, train_classifier
 from longdoc.models.segment_classifier import pooled_mean_max
-from longdoc.tasks.families import _fold_probe
+from longdoc.families.segment import _fold_probe
 from tiny_checkpoints import tiny_bert, write_documents
 
 

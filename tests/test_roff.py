@@ -1,11 +1,11 @@
-"""The groff wrapper (longdoc.data.roff): man pages rendered to plain, stable text by groff."""
+"""The groff wrapper (longdoc.datasets.roff): man pages rendered to plain, stable text by groff."""
 
 from pathlib import Path
 
 import pytest
 
-from longdoc.data import roff
-from longdoc.data.roff import name_description, render_roff, so_target
+from longdoc.datasets import roff
+from longdoc.datasets.roff import name_description, render_roff, so_target
 
 SNIPPET = r""".\" a comment
 .TH FOO 2 2024-01-01 "Linux man-pages 6.03"

@@ -1,4 +1,4 @@
-"""The best-model saver (longdoc.save_best): the output folder is never missing or half-written,
+"""The best-model saver (longdoc.training.save_best): the output folder is never missing or half-written,
 whatever fails or interrupts the swap; the best is kept by the metric's direction; only the main
 process writes."""
 
@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from longdoc import save_best
-from longdoc.save_best import SaveBest, save_model_folder
+from longdoc.training import save_best
+from longdoc.training.save_best import SaveBest, save_model_folder
 
 
 class FakeModel:

@@ -8,7 +8,7 @@ import pytest
 import torch
 import transformers
 
-from longdoc import SegmentClassifier, SegmentClassifierConfig
+from longdoc import DocumentClassifier, SegmentClassifier, SegmentClassifierConfig
 from longdoc.data.segmentation import Segmentation, check_chunk_size, segment_documents, special_tokens
 from longdoc.models import segment_encoding
 from longdoc.models.segment_encoding import SegmentVectorCache, encode_documents, length_sorted_batches
@@ -98,7 +98,7 @@ def test_chinese_text_without_spaces_is_segmented_by_characters(tmp_path):
     # and the whole pipeline classifies it
     encoder = tiny_bert(tmp_path / "zh", extra_tokens=chars)
     model = build(encoder)
-    prediction = model.predict([text], explain=True, tokenizer=tokenizer)[0]
+    prediction = DocumentClassifier.from_model(model, tokenizer).predict([text], explain=True)[0]
     assert len(prediction.labels) == 1 and set(prediction.explanation) == set(prediction.labels)
 
 
@@ -166,7 +166,7 @@ def test_truncate_reads_only_the_first_segment(encoder_dir):
     tokenizer = bert_tokenizer()
     long_text = " ".join(WORDS[10:70])
     short_text = " ".join(WORDS[10:24])  # exactly the first 14-token chunk
-    a, b = model.predict([long_text, short_text], tokenizer=tokenizer)
+    a, b = DocumentClassifier.from_model(model, tokenizer).predict([long_text, short_text])
     assert a.scores == pytest.approx(b.scores, abs=1e-5)
 
 
@@ -245,8 +245,8 @@ def test_bf16_autocast_predictions_match_fp32(encoder_dir):
     model = build(encoder_dir)
     tokenizer = bert_tokenizer()
     texts = [" ".join(WORDS[10 + i : 60 + i]) for i in range(6)]
-    fp32 = model.predict(texts, tokenizer=tokenizer, bf16=False)
-    bf16 = model.predict(texts, tokenizer=tokenizer, bf16=True)
+    fp32 = DocumentClassifier.from_model(model, tokenizer).predict(texts, bf16=False)
+    bf16 = DocumentClassifier.from_model(model, tokenizer).predict(texts, bf16=True)
     for a, b in zip(fp32, bf16):
         assert a.labels == b.labels
         assert max(abs(a.scores[k] - b.scores[k]) for k in a.scores) < 0.02
@@ -276,7 +276,7 @@ def test_documents_longer_than_max_segments_are_read_in_part_with_a_warning(enco
     model = build(encoder_dir, max_segments=2)
     tokenizer = bert_tokenizer()
     with pytest.warns(UserWarning, match=r"1 of 2 documents are longer than max_segments=2 .* \(1 segments left out\)"):
-        model.predict([" ".join(WORDS[10:50]), " ".join(WORDS[10:20])], tokenizer=tokenizer)
+        DocumentClassifier.from_model(model, tokenizer).predict([" ".join(WORDS[10:50]), " ".join(WORDS[10:20])])
 
 
 def _tiny_mpnet(folder):
@@ -289,16 +289,19 @@ def _tiny_mpnet(folder):
 
 
 def test_an_mpnet_encoder_gets_its_own_special_tokens_and_length_limit(tmp_path):
-    from longdoc.tasks.classification import LabelSpace
-    from longdoc.tasks.families import get_family
+    from longdoc.data.labels import LabelSpace
+    from longdoc.families import get_family
+
+    LABELS = LabelSpace(("a", "b"), False)
 
     source = _tiny_mpnet(tmp_path / "mpnet")
-    model, tokenizer = get_family("segment").build(str(source), LabelSpace(("a", "b"), False), {})
+    model, tokenizer = get_family("segment").build("classification", str(source), {"head_config": LABELS.config_fields()})
     assert type(model.encoder).__name__ == "MPNetModel"
     assert model.config.chunk_size == 62  # 66 positions - 2 padding rows - <s> and </s>
     (doc,) = segment_documents([" ".join(WORDS[10:90])], tokenizer, Segmentation(62, 62, 7))
     assert all(s[0] == tokenizer.bos_token_id and s[-1] == tokenizer.eos_token_id for s in doc.segments)
     with pytest.raises(ValueError, match="chunk_size <= 62"):
-        get_family("segment").build(str(source), LabelSpace(("a", "b"), False), {"chunk_size": 63})
-    (prediction,) = model.predict([" ".join(WORDS[10:90])], tokenizer=tokenizer, explain=True)
+        get_family("segment").build("classification", str(source), {"head_config": LABELS.config_fields(),
+                                                                     "chunk_size": 63})
+    (prediction,) = DocumentClassifier.from_model(model, tokenizer).predict([" ".join(WORDS[10:90])], explain=True)
     assert len(prediction.explanation[prediction.labels[0]].segments) == 2

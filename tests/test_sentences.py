@@ -6,7 +6,7 @@ import pytest
 
 from longdoc.data import hat_segments
 from longdoc.data.sentences import ABBREVIATIONS, sentence_token_ranges, split_sentences
-from longdoc.tasks import summarization
+from longdoc.metrics import summarization
 
 # abbreviations each former splitter knew and the other did not, initials of both kinds
 MERGED = [

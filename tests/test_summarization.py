@@ -11,8 +11,8 @@ import transformers
 import longdoc
 from longdoc.cli import main
 from longdoc.convert.seq2seq import warm_start_summarizer
-from longdoc.summarizer import Summarizer
-from longdoc.train_summarizer import train_summarizer
+from longdoc.pipelines import Summarizer
+from longdoc.training.train import train_summarizer
 from tiny_checkpoints import WORDS, tiny_bert
 
 LSG = dict(block_size=8, sparse_block_size=8, sparsity_factor=2, num_global_tokens=2)

@@ -1,10 +1,10 @@
-"""ROUGE, the sentence splitter and the lead baseline (longdoc.tasks.summarization)."""
+"""ROUGE, the sentence splitter and the lead baseline (longdoc.metrics.summarization)."""
 
 from collections import Counter
 
 import pytest
 
-from longdoc.tasks.summarization import ROUGE_TYPES, lead_baseline, rouge_scores, split_sentences
+from longdoc.metrics.summarization import ROUGE_TYPES, lead_baseline, rouge_scores, split_sentences
 
 
 def _f(hits: int, predicted: int, reference: int) -> float:

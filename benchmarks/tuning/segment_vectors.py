@@ -19,8 +19,8 @@ from bench_kernel_docs import minilm_path  # noqa: E402
 from sets import load_set  # noqa: E402
 
 from longdoc.data.documents import read_documents  # noqa: E402
-from longdoc.tasks.classification import LabelSpace  # noqa: E402
-from longdoc.tasks.families import get_family  # noqa: E402
+from longdoc.data.labels import LabelSpace  # noqa: E402
+from longdoc.families import get_family  # noqa: E402
 
 MAX_SEGMENTS = 32  # 32 x 254 tokens per document: the token budget of the search on 2 shared cores
 
@@ -39,7 +39,7 @@ def main() -> None:
     documents = {s: read_documents(paths[s], "text", "label") for s in args.splits}
     space = LabelSpace.from_documents(documents["train"], False)
     options = dict(freeze_encoder=True, max_segments=args.max_segments, cache_dir=args.cache_dir)
-    model, tokenizer = family.build(str(minilm_path()), space, options)
+    model, tokenizer = family.build("classification", str(minilm_path()), {**options, "head_config": space.config_fields()})
     saved = {"provenance": provenance, "labels": list(space.names), "max_segments": args.max_segments}
     for split in args.splits:
         targets = [space.encode(d, split) for d in documents[split]]

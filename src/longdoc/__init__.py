@@ -1,44 +1,48 @@
-"""longdoc: transformers over long documents."""
+"""longdoc: transformers over long documents.
 
-from .models import *  # noqa: F401,F403  (the LSG classes, under lsg-converter's names)
-from .models import HAT_CLASSES, LSG_CLASSES
-from .models import (
-    LongformerConfig,
-    LongformerForMaskedLM,
-    LongformerForMultipleChoice,
-    LongformerForQuestionAnswering,
-    LongformerForSequenceClassification,
-    LongformerForTokenClassification,
-    LongformerModel,
-    LongformerPreTrainedModel,
-)
+    from longdoc import DocumentClassifier, Summarizer, train_classifier, LongformerModel, ...
 
-from .models.segment_classifier import SegmentClassifier, SegmentClassifierConfig
-from .pipelines import DocumentClassifier, DocumentPrediction, SentenceClassifier, SentencePrediction
-from .summarizer import Summarizer
-from .train_summarizer import SummarizationResult, train_summarizer
-from .train import TrainingResult, train_classifier
+Every name is imported on first use (`longdoc.X` or `from longdoc import X`), so that the command
+line starts, and shows its help, without loading torch.
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.3.0"
 
-__all__ = LSG_CLASSES + HAT_CLASSES + [
-    "Summarizer",
-    "SummarizationResult",
-    "train_summarizer",
-    "DocumentClassifier",
-    "DocumentPrediction",
-    "SentenceClassifier",
-    "SentencePrediction",
-    "SegmentClassifier",
-    "SegmentClassifierConfig",
-    "TrainingResult",
-    "train_classifier",
-    "LongformerConfig",
-    "LongformerForMaskedLM",
-    "LongformerForMultipleChoice",
-    "LongformerForQuestionAnswering",
-    "LongformerForSequenceClassification",
-    "LongformerForTokenClassification",
-    "LongformerModel",
-    "LongformerPreTrainedModel",
-]
+# name -> the module that defines it; the model classes (longdoc.models.__all__) come on top
+_EXPORTS = {
+    "SegmentClassifier": "longdoc.models.segment_classifier",
+    "SegmentClassifierConfig": "longdoc.models.segment_classifier",
+    "DocumentClassifier": "longdoc.pipelines",
+    "DocumentPrediction": "longdoc.pipelines",
+    "SentenceClassifier": "longdoc.pipelines",
+    "SentencePrediction": "longdoc.pipelines",
+    "Summarizer": "longdoc.pipelines",
+    "load_pipeline": "longdoc.pipelines",
+    "TrainingResult": "longdoc.training.train",
+    "SummarizationResult": "longdoc.training.train",
+    "train": "longdoc.training.train",
+    "train_classifier": "longdoc.training.train",
+    "train_summarizer": "longdoc.training.train",
+}
+
+
+def _models():
+    return importlib.import_module("longdoc.models")
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name == "__all__":
+        return list(_models().__all__) + list(_EXPORTS)
+    if name in ("LSG_CLASSES", "HAT_CLASSES") or (not name.startswith("_") and name in _models().__all__):
+        return getattr(_models(), name)
+    raise AttributeError(f"module 'longdoc' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS) | set(_models().__all__))

@@ -42,9 +42,9 @@ def packaged_minilm() -> Path:
 
 def run(out: Path, max_segments: int, cache_dir: Path | None) -> None:
     from longdoc import DocumentClassifier, train_classifier
-    from longdoc.cli import format_explanation
-    from longdoc.data.kernel_docs import KernelDocsError, ensure_kernel_docs, summary
-    from longdoc.models.segment_encoding import bf16_autocast_default, cpu_has_bf16
+    from longdoc.datasets.kernel_docs import KernelDocsError, ensure_kernel_docs, summary
+    from longdoc.runtime import bf16_autocast_default, cpu_has_bf16
+    from longdoc.tasks.classification import format_explanation
 
     from longdoc.logs import show_progress
 

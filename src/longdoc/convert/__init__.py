@@ -3,37 +3,30 @@
     from longdoc.convert import convert
     report = convert("path/to/bert", "out/bert-4096", to="longformer", max_length=4096)
     print(report)  # what was built, and how closely it reproduces the source
+
+The names below are imported on first use, so that `longdoc.convert.registry` and
+`longdoc.convert.sources` (what the command line lists) load without torch.
 """
 
-from .conversion import ConversionReport, convert
-from .longformer import LongformerTarget
-from .hat import HATTarget
-from .lsg import LSGTarget
-from .positions import extend_position_table
-from .sources import SOURCE_ARCHITECTURES, SourceArchitecture, source_architecture, supported_model_types
-from .targets import ConversionTarget, available_targets, get_target, register_target
-from .verification import VerificationError, VerificationReport, verify
+from __future__ import annotations
 
-register_target(LongformerTarget())
-register_target(LSGTarget())
-register_target(HATTarget())
+import importlib
 
-__all__ = [
-    "ConversionReport",
-    "ConversionTarget",
-    "HATTarget",
-    "LongformerTarget",
-    "LSGTarget",
-    "SOURCE_ARCHITECTURES",
-    "SourceArchitecture",
-    "VerificationError",
-    "VerificationReport",
-    "available_targets",
-    "convert",
-    "extend_position_table",
-    "get_target",
-    "register_target",
-    "source_architecture",
-    "supported_model_types",
-    "verify",
-]
+_EXPORTS = {
+    "ConversionReport": "conversion", "convert": "conversion",
+    "LongformerTarget": "longformer", "LSGTarget": "lsg", "HATTarget": "hat",
+    "extend_position_table": "positions",
+    "SOURCE_ARCHITECTURES": "sources", "SourceArchitecture": "sources", "source_architecture": "sources",
+    "supported_model_types": "sources",
+    "available_targets": "registry", "get_target": "registry", "register_target": "registry",
+    "ConversionTarget": "targets",
+    "VerificationError": "verification", "VerificationReport": "verification", "verify": "verification",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -10,7 +10,7 @@ from pathlib import Path
 from transformers import AutoConfig, AutoTokenizer
 
 from .sources import source_architecture
-from .targets import get_target
+from .registry import get_target
 from .verification import VerificationReport
 
 

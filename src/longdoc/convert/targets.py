@@ -1,7 +1,5 @@
-"""What a conversion target (a long-model family) provides, and the registry `convert()` reads.
-
-The built-in Longformer target is registered by `longdoc.convert`'s package init; other
-families (LSG, ...) plug in with `register_target()`.
+"""What a conversion target (a long-model family) provides. The targets are registered in
+`registry.py`; other families plug in with `register_target()`.
 """
 
 from __future__ import annotations
@@ -11,6 +9,7 @@ from abc import ABC, abstractmethod
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .sources import SourceArchitecture
+from .verification import verify
 
 
 class ConversionTarget(ABC):
@@ -59,31 +58,9 @@ class ConversionTarget(ABC):
 
     def verify(self, source: str, converted: str):
         """Check that the converted checkpoint reproduces its source (raises VerificationError)."""
-        from .verification import verify
-
         return verify(source, converted, to=self.name)
 
     def prepare_for_verification(self, model: PreTrainedModel) -> PreTrainedModel:
         """Switch off what the long model adds on purpose (e.g. LSG's global tokens), so that it must
         compute exactly what the source computes."""
         return model
-
-
-_TARGETS: dict[str, ConversionTarget] = {}
-
-
-def register_target(target: ConversionTarget) -> None:
-    _TARGETS[target.name] = target
-
-
-def available_targets() -> list[str]:
-    return sorted(_TARGETS)
-
-
-def get_target(name: str) -> ConversionTarget:
-    if name not in _TARGETS:
-        raise ValueError(
-            f"unknown conversion target {name!r}; available: "
-            + ", ".join(f"{t} ({_TARGETS[t].description})" for t in available_targets())
-        )
-    return _TARGETS[name]

@@ -14,14 +14,11 @@ from dataclasses import dataclass
 import torch
 from transformers import AutoConfig
 
+from ..errors import VerificationError
+from .registry import get_target
 from .sources import source_architecture
-from .targets import get_target
 
 TOLERANCE = 1e-4  # fp32 whole-model bound (DESIGN.md principle 1)
-
-
-class VerificationError(RuntimeError):
-    """The converted model does not reproduce its source."""
 
 
 @dataclass

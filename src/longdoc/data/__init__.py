@@ -1,5 +1,5 @@
-"""Datasets for long-document classification.
+"""Reading and cutting documents: labelled files, summary pairs, the sentence splitter, segments.
 
-Submodules are imported on demand (``from longdoc.data.kernel_docs import ensure_kernel_docs``)
-so that ``python -m longdoc.data.<module>`` runs each one without importing it twice.
+The set builders (kernel_docs, manpages, ...) are in `longdoc.datasets`; their old names here
+(``longdoc.data.kernel_docs``...) still import, as the same modules.
 """

@@ -15,11 +15,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import DataError  # noqa: F401  (raised here; importable from here as before)
+
 CSV_SUFFIXES = {".csv": ",", ".tsv": "\t"}
-
-
-class DataError(ValueError):
-    """A document file cannot be used as it is; the message names the file and line."""
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """A real long-document classification set: the Linux kernel documentation, labelled by subsystem.
 
-    from longdoc.data.kernel_docs import ensure_kernel_docs
+    from longdoc.datasets.kernel_docs import ensure_kernel_docs
     data = ensure_kernel_docs()            # finds or fetches the docs, builds once, then reuses
     train = data.read("train")             # [{"id": ..., "text": ..., "label": ...}, ...]
 
-    python -m longdoc.data.kernel_docs [--out DIR] [--docs DIR] [--cache DIR]
+    python -m longdoc.datasets.kernel_docs [--out DIR] [--docs DIR] [--cache DIR]
 
 Source. The ``Documentation/`` tree of the Debian package ``linux-doc-6.1``, which installs it as
 ``/usr/share/doc/linux-doc-6.1/Documentation`` (gzipped: ``*.rst.gz`` and ``*.txt.gz`` are used,
@@ -60,7 +60,7 @@ from urllib.parse import unquote
 
 from .dataset_files import combined_checksum, sha256_file, write_atomic, write_split_files
 
-logger = logging.getLogger("longdoc.data.kernel_docs")  # not __name__: "__main__" under python -m
+logger = logging.getLogger("longdoc.datasets.kernel_docs")  # not __name__: "__main__" under python -m
 
 PACKAGE = "linux-doc-6.1"
 DOCS_IN_PACKAGE = Path("usr/share/doc") / PACKAGE / "Documentation"
@@ -597,7 +597,7 @@ def summary(data: KernelDocsSet) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m longdoc.data.kernel_docs",
+        prog="python -m longdoc.datasets.kernel_docs",
         description="Build the Linux kernel documentation classification set (label = subsystem folder).",
     )
     parser.add_argument("--out", type=Path, help="output folder (default: <cache>/dataset)")

@@ -1,14 +1,14 @@
 """A real long-document classification set: Linux man pages, labelled by manual section.
 
-    from longdoc.data.man_sections import ensure_man_sections
+    from longdoc.datasets.man_sections import ensure_man_sections
     data = ensure_man_sections()           # fetches manpages + manpages-dev once, builds once, then reuses
     train = data.read("train")             # [{"group", "id", "label", "text"}, ...]
 
-    python -m longdoc.data.man_sections [--out DIR] [--min-words N] [--rebuild]
+    python -m longdoc.datasets.man_sections [--out DIR] [--min-words N] [--rebuild]
 
 Source. The pages of the Debian packages ``manpages`` and ``manpages-dev`` (the Linux man-pages
 project), downloaded with ``apt-get download`` into ``<cache>/man-sections`` and unpacked there (see
-:mod:`longdoc.data.package_sets`), so the set does not depend on what is installed.
+:mod:`longdoc.datasets.package_sets`), so the set does not depend on what is installed.
 
 Documents: every page under ``usr/share/man/man<N>/`` (English only), gzipped or plain; symbolic
 links and pages that only hold a ``.so`` include are aliases and skipped. id = ``man2/open.2``;
@@ -19,7 +19,7 @@ columns, one continuous page: ``-rcR=1``, no hyphenation: ``-rHY=0``), the runni
 footer lines removed, the extra spaces of justified lines collapsed (indentation kept) and runs of
 blank lines collapsed. The groff version is recorded in the manifest (another version may break
 lines differently). Kept: pages of at least 500 words in sections of at least 10 such pages.
-Near-duplicates, split and output: :mod:`longdoc.data.package_sets`.
+Near-duplicates, split and output: :mod:`longdoc.datasets.package_sets`.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def ensure_man_sections(out_dir: str | Path | None = None, min_words: int = MIN_
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m longdoc.data.man_sections", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m longdoc.datasets.man_sections", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, help="output folder (default: <cache>/man-sections/dataset)")
     parser.add_argument("--min-words", type=int, default=MIN_WORDS, metavar="N")
     parser.add_argument("--min-class-size", type=int, default=MIN_CLASS_SIZE, metavar="N")

@@ -1,10 +1,10 @@
 """A real long-document summarization set: Linux man pages, each summarised by its NAME line.
 
-    from longdoc.data.manpages import ensure_manpages, load_manpages
+    from longdoc.datasets.manpages import ensure_manpages, load_manpages
     manifest = ensure_manpages("out/manpages")    # builds once, then reuses (checksums match)
     test = load_manpages("out/manpages", "test")  # [{"id", "text", "summary", "section", "split"}, ...]
 
-    python -m longdoc.data.manpages [OUT_DIR] [--limit N] [--min-words N] [--rebuild]
+    python -m longdoc.datasets.manpages [OUT_DIR] [--limit N] [--min-words N] [--rebuild]
 
 Source. The man pages of the Debian packages ``manpages`` and ``manpages-dev`` (the Linux
 man-pages project: system calls, C library functions, devices, file formats, overviews), as
@@ -13,7 +13,7 @@ of these two packages, so pages of other packages in the same folders are left o
 (or with the packages missing) the build stops with :class:`ManpagesUnavailable` naming the fix,
 ``apt-get install manpages manpages-dev``. Nothing is downloaded.
 
-Rendering. Pages are rendered to plain text by groff (:func:`longdoc.data.roff.render_roff`:
+Rendering. Pages are rendered to plain text by groff (:func:`longdoc.datasets.roff.render_roff`:
 ``groff -man -Tutf8`` with a fixed, very long line length, no hyphenation or adjustment, no bold
 or underlining), so the text depends on the page and groff's version only, not on the terminal or
 the locale: one line per filled paragraph, a blank line between paragraphs, no-fill blocks
@@ -42,7 +42,7 @@ Output (byte-for-byte reproducible for the same package versions): ``train.jsonl
 ``test.jsonl`` with one ``{"id", "section", "split", "summary", "text"}`` object per line, sorted by
 id (``json.dumps(ensure_ascii=False, sort_keys=True)``, ``\\n`` line endings), and ``manifest.json``
 (package versions, selection rules, counts, what was skipped and why, word and token statistics,
-the sha256 of each file and a combined checksum as in :mod:`longdoc.data.kernel_docs`).
+the sha256 of each file and a combined checksum as in :mod:`longdoc.datasets.kernel_docs`).
 """
 
 from __future__ import annotations
@@ -61,12 +61,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from longdoc.data import roff
-from longdoc.data.dataset_files import combined_checksum, sha256_file, write_atomic, write_split_files
-from longdoc.data.roff import GroffMissing, RoffError, name_description, render_roff, so_target
+from longdoc.datasets import roff
+from longdoc.datasets.dataset_files import combined_checksum, sha256_file, write_atomic, write_split_files
+from longdoc.datasets.roff import GroffMissing, RoffError, name_description, render_roff, so_target
 from longdoc.logs import show_progress
 
-logger = logging.getLogger("longdoc.data.manpages")  # not __name__: "__main__" under python -m
+logger = logging.getLogger("longdoc.datasets.manpages")  # not __name__: "__main__" under python -m
 
 PACKAGES: tuple[str, ...] = ("manpages", "manpages-dev")
 INSTALL_HINT = "apt-get install manpages manpages-dev"
@@ -371,7 +371,7 @@ def load_manpages(out_dir: str | os.PathLike, split: str) -> list[dict]:
         raise ValueError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
     path = Path(out_dir) / f"{split}.jsonl"
     if not path.is_file():
-        raise ManpagesError(f"{path} does not exist: build the set first (python -m longdoc.data.manpages {out_dir})")
+        raise ManpagesError(f"{path} does not exist: build the set first (python -m longdoc.datasets.manpages {out_dir})")
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f]
 
@@ -432,7 +432,7 @@ def summary(manifest: dict, out_dir: str | os.PathLike | None = None) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m longdoc.data.manpages",
+        prog="python -m longdoc.datasets.manpages",
         description="Build the man page summarization set (text = page body, summary = its NAME line).",
     )
     parser.add_argument("out", nargs="?", type=Path, metavar="OUT_DIR",

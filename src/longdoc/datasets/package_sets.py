@@ -4,7 +4,7 @@ A set module (``postgres_docs``, ``man_sections``) says only which packages it n
 becomes a document and what its label is; this module does the rest the same way for every set:
 
 * fetching: ``apt-get download`` of each package into a cache folder, unpacked there with
-  :func:`longdoc.data.kernel_docs.unpack_deb` (nothing installed system-wide); the package
+  :func:`longdoc.datasets.kernel_docs.unpack_deb` (nothing installed system-wide); the package
   versions and .deb checksums are recorded;
 * selection: documents of at least ``min_words`` words in classes of at least ``min_class_size``;
 * near-duplicate grouping: MinHash over word 5-shingles (64 hashes, 16 bands of 4), candidate

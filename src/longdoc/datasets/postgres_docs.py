@@ -1,15 +1,15 @@
 """A real long-document classification set: the PostgreSQL 15 manual, one page per document,
 labelled by the part of the manual it belongs to.
 
-    from longdoc.data.postgres_docs import ensure_postgres_docs
+    from longdoc.datasets.postgres_docs import ensure_postgres_docs
     data = ensure_postgres_docs()          # fetches postgresql-doc-15 once, builds once, then reuses
     train = data.read("train")             # [{"group", "id", "label", "text"}, ...]
 
-    python -m longdoc.data.postgres_docs [--out DIR] [--html DIR] [--min-words N] [--rebuild]
+    python -m longdoc.datasets.postgres_docs [--out DIR] [--html DIR] [--min-words N] [--rebuild]
 
 Source. The HTML manual in the Debian package ``postgresql-doc-15``
 (``usr/share/doc/postgresql-doc-15/html/*.html``), downloaded with ``apt-get download`` into
-``<cache>/postgres-docs`` and unpacked there (see :mod:`longdoc.data.package_sets`).
+``<cache>/postgres-docs`` and unpacked there (see :mod:`longdoc.datasets.package_sets`).
 
 Documents: every HTML page; id = file name (``sql-createtable.html``); text = the page's content
 without the navigation header and footer, one line per paragraph, list item, table row or
@@ -17,7 +17,7 @@ program line, whitespace inside a line collapsed; label = the title of the part 
 found by following the pages' "Up" links (``The SQL Language``, ``Server Administration``,
 ``Client Interfaces``, ``Server Programming``, ``Reference``, ``Internals``, ``Appendixes``; the
 ``Tutorial`` has too few long pages). Kept: pages of at least 500 words in parts of at least 10
-such pages. Near-duplicates, split and output: :mod:`longdoc.data.package_sets`.
+such pages. Near-duplicates, split and output: :mod:`longdoc.datasets.package_sets`.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def ensure_postgres_docs(out_dir: str | Path | None = None, html_dir: str | Path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m longdoc.data.postgres_docs", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m longdoc.datasets.postgres_docs", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, help="output folder (default: <cache>/postgres-docs/dataset)")
     parser.add_argument("--html", type=Path, help="an unpacked html/ folder of the manual (default: fetch the package)")
     parser.add_argument("--min-words", type=int, default=MIN_WORDS, metavar="N")

@@ -1,6 +1,6 @@
 """man(7) pages to plain text, by groff: a thin wrapper around ``groff -man -Tutf8``.
 
-    from longdoc.data.roff import name_description, render_roff
+    from longdoc.datasets.roff import name_description, render_roff
     page = render_roff(source, include_root="/usr/share/man")   # RenderedPage
     page.get("NAME"), page.body(exclude=("NAME",))               # one section / the others, titled
 

@@ -1,6 +1,7 @@
-"""The HAT family of `train` / `evaluate` / `predict`: a short encoder converted into a HAT (or a
-HAT checkpoint as it is) for document classification, and for sequential sentence
-classification (one label per sentence, each sentence one segment)."""
+"""The HAT family: a short encoder converted into a HAT (hierarchical attention transformer: segment-wise
+and cross-segment layers over segments of a document), or a HAT checkpoint as it is, for document
+classification, sequential sentence classification (one label per sentence, each sentence one
+segment) and the other head kinds of `longdoc.models.hat_heads`."""
 
 from __future__ import annotations
 
@@ -14,24 +15,16 @@ import numpy as np
 import torch
 from transformers import AutoConfig, AutoTokenizer
 
-from ..data.documents import DataError
 from ..data.hat_segments import HATSegments
 from ..data.hat_segments import segment_documents as segment_hat_documents
+from ..data.labels import MULTI_LABEL, pad_sentence_targets
+from ..errors import DataError
 from ..models.hat_config import POOLINGS
-from ..models.segment_encoding import (
-    DEFAULT_BATCH_TOKENS,
-    autocast_context,
-    bf16_autocast_default,
-    length_sorted_batches,
-)
-from .classification import MULTI_LABEL
-from .families import ClassifierFamily, Predictions, TrainingDefaults, _with_labels, check_pooling, encoder_max_tokens
-from .sentences import pad_sentence_targets
+from ..runtime import DEFAULT_BATCH_TOKENS, autocast_context, bf16_autocast_default, length_sorted_batches
+from .base import Family, Predictions, TrainingDefaults, check_pooling, encoder_max_tokens, with_labels
 
 logger = logging.getLogger(__name__)
 HAT_MODEL_TYPE = "hierarchical-transformer"
-SENTENCE_ARCHITECTURES = ("HATForSequentialSentenceClassification", "HATModelForSequentialSentenceClassification")
-DOCUMENT_ARCHITECTURES = ("HATForSequenceClassification",)
 DEFAULT_SENTENCE_SIZE = 128  # tokens per segment, [CLS] included (the published HATs')
 DEFAULT_MAX_SENTENCES = {"classification": 32, "sentences": 64}  # 4096 tokens at 128; one sentence a segment
 SEGMENT_OPTIONS = ("chunk_size", "stride", "chunk_pooling", "max_segments")
@@ -45,7 +38,7 @@ class SentencePredictions:
     tokens: int = 0  # tokens read
 
 
-class HATFamily(ClassifierFamily):
+class HATFamily(Family):
     """A HAT classifier: `HATForSequenceClassification` (segments pooled: max, first, last or attentive)
     for documents, `HATForSequentialSentenceClassification` for one label per sentence.
 
@@ -56,11 +49,7 @@ class HATFamily(ClassifierFamily):
     (`truncate_segments`) are kept in the model's config, so prediction segments as training did.
     """
 
-    name = "hat"
-    description = ("a HAT (hierarchical attention transformer) converted from the encoder, reading up to "
-                   "--max-sentences segments of --max-sentence-size tokens; also --task sentences")
-    model_types = (HAT_MODEL_TYPE,)
-    tasks = ("classification", "sentences")
+    title = "HAT"
     poolings = POOLINGS
 
     # -- building -------------------------------------------------------------------------------
@@ -68,7 +57,7 @@ class HATFamily(ClassifierFamily):
     def check_options(self, options: dict) -> None:
         """Settings that do not apply to a HAT, or are malformed, fail before anything is read."""
         check_pooling(self, options.get("pooling"))
-        if options.get("pooling") is not None and options.get("task") == "sentences":
+        if options.get("pooling") is not None and options.get("head") == "sentences":
             raise ValueError("--pooling does not apply to --task sentences: every sentence is labelled from its own "
                              "segment")
         wrong = [f"--{name.replace('_', '-')}" for name in SEGMENT_OPTIONS if options.get(name) is not None]
@@ -78,7 +67,7 @@ class HATFamily(ClassifierFamily):
         segmentation = options.get("segmentation")
         if segmentation is not None and segmentation not in SEGMENTATIONS:
             raise ValueError(f"segmentation={segmentation!r}: use one of {', '.join(SEGMENTATIONS)}")
-        if segmentation is not None and options.get("task") == "sentences":
+        if segmentation is not None and options.get("head") == "sentences":
             raise ValueError("--segmentation does not apply to --task sentences: each sentence is one segment")
         for name in ("max_sentences", "max_sentence_size", "max_length"):
             if options.get(name) is not None and options[name] < 1:
@@ -97,7 +86,7 @@ class HATFamily(ClassifierFamily):
         if count is None and options.get("max_length"):
             count = math.ceil(options["max_length"] / size)
         if count is None:
-            count = DEFAULT_MAX_SENTENCES[options.get("task") or "classification"]
+            count = DEFAULT_MAX_SENTENCES[options.get("head") or "classification"]
             count = max(1, min(count, getattr(config, "max_position_embeddings", count + 2) - 2))  # its position rows
         layout = options.get("layout") or default_layout(config.num_hidden_layers)
         return dict(layout=layout, max_sentences=count, max_sentence_size=size)
@@ -105,7 +94,7 @@ class HATFamily(ClassifierFamily):
     def check_documents(self, source, inputs, sources, options):
         """The sentence task: a document with more sentences than the model will read is an error
         (without truncation) found before the encoder is converted."""
-        if options.get("task") != "sentences" or options.get("truncate"):
+        if options.get("head") != "sentences" or options.get("truncate"):
             return
         config = AutoConfig.from_pretrained(source)
         if config.model_type == HAT_MODEL_TYPE:
@@ -133,11 +122,9 @@ class HATFamily(ClassifierFamily):
                 f"short encoder it came from so that it is converted with these settings"
             )
 
-    def build(self, source, space, options):
-        from ..models import HATForSequenceClassification, HATForSequentialSentenceClassification
-
+    def _build(self, head, source, options):
+        options = {**options, "head": head}
         self.check_options(options)
-        task = options.get("task") or "classification"
         config = AutoConfig.from_pretrained(source)
         hat_source = source
         if config.model_type == HAT_MODEL_TYPE:
@@ -152,41 +139,26 @@ class HATFamily(ClassifierFamily):
                         f"tokens, layout {settings['layout']}) at {hat_source} ...")
             logger.info(convert(source, hat_source, to="hat", **settings))
         tokenizer = AutoTokenizer.from_pretrained(hat_source)
-        fields = {**space.config_fields(), **(options.get("config_overrides") or {})}
-        if task == "sentences":
-            model_class = HATForSequentialSentenceClassification
-        else:
-            model_class = HATForSequenceClassification
+        fields = {**(options.get("head_config") or {}), **(options.get("config_overrides") or {})}
+        model_class = head_classes()[head]
+        if head == "classification":
             fields["pool_empty_segments"] = False  # a document's prediction must not depend on its batch
             if options.get("pooling"):
                 fields["segment_pooling"] = options["pooling"]
-        # a HAT classifier as the source may have another head: it is replaced
+        # a HAT with a head as the source may have another one: it is replaced
         model = model_class.from_pretrained(hat_source, ignore_mismatched_sizes=True, **fields)
         model.config.architectures = [model_class.__name__]  # what it is now (the source's until saved)
-        model.config.segmentation = "sentences" if task == "sentences" else options.get("segmentation") or "greedy"
+        model.config.segmentation = "sentences" if head == "sentences" else options.get("segmentation") or "greedy"
         model.config.truncate_segments = bool(options.get("truncate"))
         if options.get("threshold") is not None:
             model.config.threshold = options["threshold"]
         return model, tokenizer
 
-    def load(self, model_dir):
-        from ..models import HATForSequenceClassification, HATForSequentialSentenceClassification
+    def _load(self, model_dir, head, fields, dtype):
+        return head_classes()[head].from_pretrained(model_dir, dtype=dtype)
 
-        config = AutoConfig.from_pretrained(model_dir)
-        architectures = tuple(config.architectures or ())
-        if any(a in SENTENCE_ARCHITECTURES for a in architectures):
-            return HATForSequentialSentenceClassification.from_pretrained(model_dir)
-        if any(a in DOCUMENT_ARCHITECTURES for a in architectures):
-            return HATForSequenceClassification.from_pretrained(model_dir)
-        raise DataError(
-            f"{model_dir}: a HAT without a classification head ({', '.join(architectures) or 'no architecture'}); "
-            f"train a classifier from it with `longdoc train --family hat --model {model_dir}` (or "
-            f"`--task sentences` for one label per sentence)"
-        )
-
-    def task_of(self, config) -> str:
-        architectures = getattr(config, "architectures", None) or ()
-        return "sentences" if any(a in SENTENCE_ARCHITECTURES for a in architectures) else "classification"
+    def _train_hint(self, heads):
+        return " (or `--task sentences` for one label per sentence)" if "classification" in heads else ""
 
     def defaults(self, frozen):
         if frozen:
@@ -327,7 +299,7 @@ class HATFamily(ClassifierFamily):
                 real = torch.arange(int(counts.max()))[None, :] < counts[:, None]  # (B, N)
                 states = torch.zeros(len(items), real.shape[1], items[0]["segment_states"].shape[-1])
                 states[real] = torch.cat([item["segment_states"] for item in items])
-                return _with_labels({"segment_states": states, "segment_mask": real}, items)
+                return with_labels({"segment_states": states, "segment_mask": real}, items)
             longest = max(len(item["input_ids"]) for item in items)
             ids = torch.full((len(items), longest), pad, dtype=torch.long)
             mask = torch.zeros((len(items), longest), dtype=torch.long)
@@ -336,7 +308,7 @@ class HATFamily(ClassifierFamily):
                 mask[row, : len(item["attention_mask"])] = torch.tensor(item["attention_mask"], dtype=torch.long)
             batch = {"input_ids": ids, "attention_mask": mask}
             if not sentences or "labels" not in items[0]:
-                return _with_labels(batch, items)
+                return with_labels(batch, items)
             count = longest // size
             labels = [pad_sentence_targets(item["labels"], count, multi_label, config.num_labels) for item in items]
             batch["labels"] = torch.tensor(labels, dtype=torch.float if multi_label else torch.long)
@@ -397,6 +369,16 @@ class HATFamily(ClassifierFamily):
             unread=[len(units) - d.num_segments for units, d in zip(documents, segmented)],
             tokens=sum(d.tokens for d in segmented),
         )
+
+
+def head_classes() -> dict:
+    """head kind -> HAT model class."""
+    from .. import models
+
+    return {"classification": models.HATForSequenceClassification,
+            "sentences": models.HATForSequentialSentenceClassification, "spans": models.HATForQuestionAnswering,
+            "tokens": models.HATForTokenClassification, "choices": models.HATForMultipleChoice,
+            "masked-lm": models.HATForMaskedLM}
 
 
 def _sentence_model(model) -> bool:

@@ -1,4 +1,4 @@
-"""Document classification: the label space of a training set and the metrics every family reports.
+"""Document classification metrics, the ones every family reports (`space` is a `longdoc.data.labels.LabelSpace`).
 
 Metrics come from scikit-learn; this module only decides which ones and names them:
 accuracy (exact match for multi-label), macro and micro F1, per-label precision/recall/F1/support,
@@ -7,8 +7,6 @@ ROC-AUC (one-vs-rest macro over the labels present in the gold data) and the con
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from sklearn.metrics import (
@@ -20,65 +18,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from ..data.documents import DataError, Document
-
-SINGLE_LABEL = "single_label_classification"
-MULTI_LABEL = "multi_label_classification"
-
-
-@dataclass(frozen=True)
-class LabelSpace:
-    names: tuple[str, ...]
-    multi_label: bool
-
-    @classmethod
-    def from_documents(cls, documents: list[Document], multi_label: bool) -> "LabelSpace":
-        names = set()
-        for document in documents:
-            if not multi_label and len(document.labels) != 1:
-                raise DataError(
-                    f"{document.source}: {len(document.labels)} labels {list(document.labels)} for a single-label "
-                    f"task; give one label per document, or train with --multi-label"
-                )
-            names.update(document.labels)
-        if len(names) < 2:
-            raise DataError(
-                f"the training data has {len(names)} distinct label(s) {sorted(names)}: a classifier needs at least 2"
-            )
-        return cls(tuple(sorted(names)), multi_label)
-
-    @classmethod
-    def from_config(cls, config) -> "LabelSpace":
-        names = tuple(config.id2label[i] for i in range(config.num_labels))
-        return cls(names, config.problem_type == MULTI_LABEL)
-
-    @property
-    def problem_type(self) -> str:
-        return MULTI_LABEL if self.multi_label else SINGLE_LABEL
-
-    def config_fields(self) -> dict:
-        return dict(
-            num_labels=len(self.names),
-            id2label=dict(enumerate(self.names)),
-            label2id={name: i for i, name in enumerate(self.names)},
-            problem_type=self.problem_type,
-        )
-
-    def encode(self, document: Document, what: str = "the model") -> int | list[float]:
-        """Class index (single-label) or 0/1 vector (multi-label); unknown labels name the line."""
-        unknown = [label for label in document.labels if label not in self.names]
-        if unknown:
-            raise DataError(
-                f"{document.source}: label(s) {unknown} unknown to {what}, which knows {list(self.names)}; "
-                f"remove the document or retrain with it in the training data"
-            )
-        if self.multi_label:
-            present = set(document.labels)
-            return [1.0 if name in present else 0.0 for name in self.names]
-        if len(document.labels) != 1:
-            raise DataError(f"{document.source}: {len(document.labels)} labels for a single-label model; give one")
-        return self.names.index(document.labels[0])
-
+from ..data.labels import LabelSpace
 
 def probabilities(logits: np.ndarray, multi_label: bool) -> np.ndarray:
     """(D, L) logits -> per-label probabilities: sigmoid (multi-label) or softmax."""

@@ -1,50 +1,15 @@
-"""Sequential sentence classification: one label (or, multi-label, a set of labels) per sentence of a
-document, read by a HAT with one segment per sentence so that segment i carries sentence i's label.
-
-The label space and the metrics are those of document classification (`tasks.classification`),
-taken over sentences: every scored sentence counts once, whatever its document. Sentences a model
-does not read (beyond its `max_sentences`, with truncation) are not scored and are counted apart.
+"""Sequential sentence classification metrics: those of document classification
+(`metrics.classification`) taken over sentences, every scored sentence counting once whatever its
+document. Sentences a model does not read (beyond its `max_sentences`, with truncation) are not
+scored and are counted apart.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..data.documents import DataError, Document, SentenceDocument
-from .classification import LabelSpace, classification_metrics
-
-IGNORED = -100  # single-label target of a segment that is not a sentence (padding); also the Trainer's padding
-IGNORED_ROW = -1.0  # multi-label: the row of such a segment (HATForSequentialSentenceClassification skips it)
-
-
-def sentence_label_space(documents: list[SentenceDocument], multi_label: bool) -> LabelSpace:
-    """The labels of every sentence; single-label data needs exactly one label per sentence."""
-    if not multi_label:
-        for document in documents:
-            for index, labels in enumerate(document.labels):
-                if len(labels) != 1:
-                    raise DataError(
-                        f"{document.source}: sentence {index + 1} has {len(labels)} labels {list(labels)} for a "
-                        f"single-label task; give one label per sentence, or train with --multi-label"
-                    )
-    return LabelSpace.from_documents(_sentences_as_documents(documents), multi_label)
-
-
-def encode_sentence_labels(space: LabelSpace, document: SentenceDocument, what: str = "the model") -> list:
-    """Per sentence: class index (single-label) or 0/1 row (multi-label); unknown labels name the line."""
-    return [space.encode(Document("", labels, f"{document.source}: sentence {index + 1}"), what)
-            for index, labels in enumerate(document.labels)]
-
-
-def _sentences_as_documents(documents: list[SentenceDocument]) -> list[Document]:
-    return [Document("", labels, f"{d.source}: sentence {i + 1}")
-            for d in documents for i, labels in enumerate(d.labels)]
-
-
-def pad_sentence_targets(targets: list, count: int, multi_label: bool, num_labels: int) -> list:
-    """A document's targets for `count` segments: the ones it has, then ignored ones."""
-    filler = [IGNORED_ROW] * num_labels if multi_label else IGNORED
-    return list(targets[:count]) + [filler] * (count - len(targets))
+from ..data.labels import IGNORED, LabelSpace
+from .classification import classification_metrics
 
 
 def scored_sentences(logits: np.ndarray, labels: np.ndarray, multi_label: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """Summarization metrics and baselines: ROUGE, a sentence splitter and the lead baseline.
 
-    from longdoc.tasks.summarization import lead_baseline, rouge_scores
+    from longdoc.metrics.summarization import lead_baseline, rouge_scores
     predictions = [lead_baseline(r["text"]) for r in records]
     rouge_scores(predictions, [r["summary"] for r in records])
     # {"rouge1": 0.41, "rouge2": 0.22, "rougeL": 0.39, "rougeLsum": 0.39}  (F-measures in 0..1)

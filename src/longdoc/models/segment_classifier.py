@@ -278,20 +278,6 @@ class SegmentClassifier(PreTrainedModel):
             nn.init.normal_(module.weight, std=0.02)
             nn.init.zeros_(module.bias)
 
-    def predict(self, texts, explain: bool = False, tokenizer=None, **kwargs):
-        """Classify raw text(s): a list of `longdoc.DocumentPrediction` (labels, scores, and with
-        `explain` an `Explanation` per label: its top segments and the sentences in them that carry
-        it, with their character spans and occlusion scores). The tokenizer is read from the model's
-        folder unless given; `kwargs` go to `DocumentClassifier.predict` (top_segments, top_sentences...)."""
-        from transformers import AutoTokenizer
-
-        from ..pipelines import DocumentClassifier
-        from ..tasks.families import get_family
-
-        tokenizer = tokenizer or AutoTokenizer.from_pretrained(self.name_or_path)
-        classifier = DocumentClassifier(self, tokenizer, get_family(self.config.method))
-        return classifier.predict(texts, explain=explain, **kwargs)
-
     # -- segment vectors ------------------------------------------------------------------
 
     def encode_segments(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -9,12 +9,11 @@ says whether it will.
 A frozen encoder maps the same segment to the same vector every epoch, so its vectors are kept
 in a cache folder keyed by the encoder's weights (a hash of its tensors), the pooling, the
 precision and the segment token ids themselves (which covers the text, the tokenizer and the
-segmentation).
+segmentation). Batching and the bf16 decision are `longdoc.runtime`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -22,55 +21,12 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-DEFAULT_BATCH_TOKENS = 16384  # padded tokens per encoder call
+from ..runtime import DEFAULT_BATCH_TOKENS, autocast_context, bf16_autocast_default, length_sorted_batches
 
 
 def default_cache_dir() -> Path:
     root = os.environ.get("LONGDOC_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "longdoc"
     return Path(root)
-
-
-def cpu_has_bf16() -> bool:
-    """True where this CPU multiplies bf16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated
-    and slower than fp32."""
-    cpu = getattr(torch, "cpu", None)
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(cpu, name, lambda: False)() for name in checks)
-
-
-def bf16_autocast_default(device: torch.device | str) -> bool:
-    """Whether longdoc runs encoders under bf16 autocast by default: where the hardware has bf16
-    units, unless the environment variable LONGDOC_BF16 says 0 (never) or 1 (always)."""
-    forced = os.environ.get("LONGDOC_BF16", "").strip().lower()
-    if forced in ("0", "1", "false", "true", "no", "yes"):
-        return forced in ("1", "true", "yes")
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and cpu_has_bf16()
-
-
-def autocast_context(device: torch.device | str, bf16: bool):
-    device = torch.device(device)
-    if not bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
-
-
-def length_sorted_batches(lengths: list[int], batch_tokens: int) -> list[list[int]]:
-    """Indices grouped into batches, longest first, each within `batch_tokens` padded tokens."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches, current, longest = [], [], 0
-    for index in order:
-        longest_if_added = max(longest, lengths[index])
-        if current and longest_if_added * (len(current) + 1) > batch_tokens:
-            batches.append(current)
-            current, longest_if_added = [], lengths[index]
-        current.append(index)
-        longest = longest_if_added
-    if current:
-        batches.append(current)
-    return batches
 
 
 def pad_segments(segments: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:

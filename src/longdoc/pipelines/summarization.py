@@ -1,7 +1,7 @@
 """Summarization pipeline: texts in, summaries out (beam search with `transformers`' generate()).
 
     from longdoc import Summarizer
-    summarizer = Summarizer.from_pretrained("my-lsg-bart")
+    summarizer = Summarizer.from_pretrained("my-lsg-bart")   # any seq2seq model folder
     for summary in summarizer.summarize(texts, num_beams=4):
         print(summary)
 """
@@ -15,10 +15,11 @@ from typing import Iterable, Iterator
 
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoTokenizer
+from transformers import AutoTokenizer
 
-from .data.pairs import read_pairs
-from .tasks.summarization import lead_baseline, rouge_scores
+from ..data.pairs import read_pairs
+from ..metrics.summarization import lead_baseline, rouge_scores
+from .base import Pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -28,27 +29,16 @@ GENERATION_OPTIONS = ("num_beams", "length_penalty", "no_repeat_ngram_size", "mi
 PADDING_DEPENDENT_SPARSITY = {"bos_pooling"}
 
 
-def load_seq2seq(model_dir: str | os.PathLike, dtype=None):
-    """The LSG-BART (or any `transformers` seq2seq) model saved in `model_dir`."""
-    from . import models
+class Summarizer(Pipeline):
+    """An encoder-decoder (LSG-BART, or any `transformers` seq2seq model) with its tokenizer: texts in,
+    summaries out, a batch of `batch_size` documents at a time."""
 
-    config = AutoConfig.from_pretrained(model_dir)
-    if not config.is_encoder_decoder:
-        raise ValueError(f"{model_dir} holds a {config.model_type} encoder, not an encoder-decoder: summarize with an "
-                         f"LSG-BART model (`longdoc convert --to lsg BART OUT`, or warm-start one from an encoder "
-                         f"with `longdoc convert --to lsg ENCODER OUT --seq2seq`)")
-    names = config.architectures or []
-    if any(name.startswith("LSGBart") for name in names) or hasattr(config, "block_size"):
-        return models.LSGBartForConditionalGeneration.from_pretrained(model_dir, dtype=dtype)
-    from transformers import AutoModelForSeq2SeqLM
+    heads = ("seq2seq",)
+    what = "summarizer"
+    train_hint = "longdoc train --task summarization"
 
-    return AutoModelForSeq2SeqLM.from_pretrained(model_dir, dtype=dtype)
-
-
-class Summarizer:
-    def __init__(self, model, tokenizer, batch_size: int = 2, max_source_length: int | None = None):
-        self.model = model.eval()
-        self.tokenizer = tokenizer
+    def __init__(self, model, tokenizer, batch_size: int = 2, max_source_length: int | None = None, family=None):
+        super().__init__(model, tokenizer, family)
         self.batch_size = batch_size
         if getattr(model.config, "sparsity_type", None) in PADDING_DEPENDENT_SPARSITY and batch_size > 1:
             logger.info("%s sparsity depends on the padding of a batch: summarizing one document at a time",
@@ -59,10 +49,18 @@ class Summarizer:
         self.truncated = 0  # documents cut to max_source_length so far
 
     @classmethod
+    def load(cls, model_dir: str, dtype=None):
+        """Any seq2seq model folder (not only LSG's); an encoder is refused, saying how to make a summarizer."""
+        from ..families import get_family
+
+        family = get_family("lsg")
+        return family.load(model_dir, cls.heads, dtype=dtype), AutoTokenizer.from_pretrained(model_dir), family
+
+    @classmethod
     def from_pretrained(cls, model_dir: str | os.PathLike, batch_size: int = 2, max_source_length: int | None = None,
-                        dtype=None) -> "Summarizer":
-        return cls(load_seq2seq(model_dir, dtype), AutoTokenizer.from_pretrained(model_dir), batch_size,
-                   max_source_length)
+                        dtype=None, device: str | None = None) -> "Summarizer":
+        return super().from_pretrained(model_dir, device=device, dtype=dtype, batch_size=batch_size,
+                                       max_source_length=max_source_length)
 
     def generation_settings(self, **options) -> dict:
         """The model's generation defaults, overridden by the options that are given."""
@@ -83,21 +81,30 @@ class Summarizer:
         for text in texts:
             batch.append(text)
             if len(batch) == self.batch_size:
-                yield from self._summarize_batch(batch, settings)
+                yield from super().predict(batch, **settings)
                 batch = []
         if batch:
-            yield from self._summarize_batch(batch, settings)
+            yield from super().predict(batch, **settings)
 
-    def _summarize_batch(self, texts: list[str], settings: dict) -> list[str]:
+    def predict(self, texts: str | Iterable[str], **options) -> list[str]:
+        """The summaries of `texts` (a text alone is one document), as a list."""
+        return list(self.summarize([texts] if isinstance(texts, str) else texts, **options))
+
+    def preprocess(self, texts: list[str], **options) -> dict:
+        """Token ids of a batch, each text cut to max_source_length (counted in `truncated`)."""
         full = self.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
         self.truncated += sum(len(ids) > self.max_source_length for ids in full)
         # padding on the right whatever the tokenizer's default: positions count from the first token, so left
         # padding would move a short document's tokens by the length of its longest batch-mate
         inputs = self.tokenizer(texts, truncation=True, max_length=self.max_source_length, padding=True,
                                 padding_side="right", return_tensors="pt", return_token_type_ids=False)
-        inputs = {k: v.to(self.model.device) for k, v in inputs.items()}
+        return {k: v.to(self.model.device) for k, v in inputs.items()}
+
+    def forward(self, inputs: dict, **settings) -> torch.Tensor:
         with torch.inference_mode():
-            tokens = self.model.generate(**inputs, **settings)
+            return self.model.generate(**inputs, **settings)
+
+    def postprocess(self, tokens: torch.Tensor, inputs: dict, **settings) -> list[str]:
         return [s.strip() for s in self.tokenizer.batch_decode(tokens, skip_special_tokens=True)]
 
     def evaluate(self, path: str | os.PathLike, text_column: str = "text", summary_column: str = "summary",

@@ -1,7 +1,11 @@
-"""Keeping the best model of a training run on disk, safely: one TrainerCallback for every trainer.
+"""Keeping the best model of a training run on disk, safely: one TrainerCallback for every task.
 
     saver = SaveBest(output, tokenizer, metric="macro_f1", greater_is_better=True)
     Trainer(..., callbacks=[saver])     # after each evaluation: saved when the metric improved
+
+Each evaluation becomes a record in `history`: the training stage, the epoch, the mean training
+loss since the last evaluation, and the dev scores; a log line says it (the task's `describe`
+words the scores).
 
 The model is written into a staging folder next to `output`, then swapped in: the old folder is
 renamed aside, the new one renamed in, and only then is the old one deleted, with Ctrl-C (SIGINT)
@@ -80,31 +84,72 @@ def _swap_in(staging: Path, output: Path) -> None:
 
 class SaveBest(TrainerCallback):
     """After each evaluation: record the scores, and save the model to `output` when `metric`
-    improved (strictly: the first of equal scores is kept) in the direction `greater_is_better`.
+    improved (strictly: the first of equal scores is kept) in the direction `greater_is_better`
+    (default: lower is better for a loss, higher for any other score).
 
-    Subclasses add fields to a record (`make_record`) and say what happened (`report`)."""
+    `describe(record, metric)` words a record's scores for the log line (default: the metric alone);
+    `stage` names the training stage the next records belong to."""
 
-    def __init__(self, output: str | os.PathLike, tokenizer, metric: str, greater_is_better: bool = True):
+    def __init__(self, output: str | os.PathLike, tokenizer, metric: str, greater_is_better: bool | None = None,
+                 describe=None):
         self.output, self.tokenizer = Path(output), tokenizer
-        self.metric, self.greater_is_better = metric, greater_is_better
+        self.metric = metric
+        self.greater_is_better = not metric.endswith("loss") if greater_is_better is None else greater_is_better
+        self.describe = describe or (lambda record, metric: f"dev {metric} {record.get(metric, float('nan')):.4f}")
+        self.stage = "training"
         self.best: dict | None = None  # the record of the saved model
         self.history: list[dict] = []
+        self.losses: list[float] = []  # training losses logged since the last evaluation
 
     @property
     def best_score(self) -> float | None:
         return None if self.best is None else self.best[self.metric]
+
+    @property
+    def best_epoch(self) -> float | None:
+        return None if self.best is None else self.best["epoch"]
+
+    @property
+    def best_stage(self) -> str | None:
+        return None if self.best is None else self.best.get("stage")
+
+    @property
+    def best_metrics(self) -> dict:
+        """The saved model's dev scores (its record less stage, epoch and training loss)."""
+        return {k: v for k, v in (self.best or {}).items() if k not in ("stage", "epoch", "train_loss")}
+
+    def best_when(self) -> str:
+        """'epoch 3', or 'head warm-up epoch 16' when training ran in stages."""
+        return f"{stage_prefix(self.best_stage)}epoch {self.best_epoch:g}"
 
     def improves(self, score: float) -> bool:
         if self.best is None:
             return True
         return score > self.best_score if self.greater_is_better else score < self.best_score
 
+    def save(self, model) -> None:
+        """Write `model` over the saved one (a task's after-training step), on the main process only."""
+        from ..runtime import is_main_process
+
+        if is_main_process():
+            save_model_folder(model, self.tokenizer, self.output)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.losses.append(float(logs["loss"]))
+
     def make_record(self, state, scores: dict) -> dict:
-        return {"epoch": state.epoch, **scores}
+        train_loss = sum(self.losses) / len(self.losses) if self.losses else None
+        self.losses = []
+        return {"stage": self.stage, "epoch": state.epoch, "train_loss": train_loss, **scores}
 
     def report(self, record: dict, saved: bool) -> None:
-        best = "saved" if saved else f"best {self.best_score:.4f}"
-        logger.info("epoch %g: dev %s %.4f (%s)", record["epoch"] or 0, self.metric, record[self.metric], best)
+        epoch = f"{stage_prefix(record.get('stage'))}epoch {record['epoch'] or 0:g}"
+        scores = self.describe(record, self.metric)
+        if saved:
+            logger.info("%s: %s -> saved to %s", epoch, scores, self.output)
+        else:
+            logger.info("%s: %s (best %s %.4f)", epoch, scores, self.metric.replace("_", "-"), self.best_score)
 
     def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
         scores = {k.removeprefix("eval_"): v for k, v in (metrics or {}).items()}
@@ -119,3 +164,8 @@ class SaveBest(TrainerCallback):
             if state.is_world_process_zero:
                 save_model_folder(model, self.tokenizer, self.output)
         self.report(record, improved)
+
+
+def stage_prefix(stage: str | None) -> str:
+    """'' for a one-stage training, else the stage's name and a space."""
+    return "" if stage in (None, "training") else f"{stage} "

@@ -1,0 +1,110 @@
+"""The commands every task takes part in (`train`, `evaluate`, `predict`) and the tasks' own commands
+(`summarize`...), all built from the task registry: each task adds its arguments, and a command
+runs through the task it is about (`--task` for train, the model folder's kind otherwise)."""
+
+from __future__ import annotations
+
+import sys
+
+from ..families import FAMILIES
+from ..tasks import TASKS, get_task, task_for_model
+from ..tasks.base import SHARED_COMMANDS
+
+
+def add_train_command(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a document classifier, keeping the best model on the dev file",
+        description="Train a long-document model from JSON lines or CSV files; the model with the best dev score "
+        "(macro-F1 for classifiers) is saved (with its tokenizer) to --output after every improving epoch. "
+        '--task sentences trains one label per sentence from lines like {"sentences": ["...", ...], "label": '
+        '["...", ...]} (--family hat; the dev macro-F1 is over sentences).',
+    )
+    tasks = list(TASKS.values())
+    parser.add_argument("--task", default="classification", choices=[n for t in tasks for n in (t.name, *t.aliases)],
+                        help="what to train (" + "; ".join(f"{t.name}: {t.description}" for t in tasks) + ")")
+    defaults = "; ".join([tasks[0].default_family] + [f"{t.default_family} for --task {t.name}" for t in tasks[1:]
+                                                       if t.default_family != tasks[0].default_family])
+    parser.add_argument("--family", choices=list(FAMILIES),
+                        help=f"(default: {defaults}) " + "; ".join(f"{name}: {spec.description}"
+                                                                  for name, spec in FAMILIES.items()))
+    parser.add_argument("--model", required=True, metavar="SRC", help="checkpoint folder (or hub id) to start from")
+    parser.add_argument("--train", required=True, metavar="FILE", help="training data (.jsonl or .csv)")
+    parser.add_argument("--validation", required=True, metavar="FILE", help="dev data, to pick the best epoch")
+    parser.add_argument("--output", required=True, metavar="MODEL_DIR", help="folder for the trained model")
+    parser.add_argument("--epochs", type=int, metavar="N", help="training epochs (default: the family's)")
+    parser.add_argument("--learning-rate", type=float, metavar="X", help="peak learning rate (default: the family's)")
+    parser.add_argument("--batch-size", type=int, metavar="N", help="documents per step (default: the family's)")
+    parser.add_argument("--seed", type=int, default=42, metavar="N")
+    for task in tasks:
+        task.add_arguments("train", parser)
+    parser.set_defaults(run=run_train)
+
+
+def add_evaluate_command(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="score a trained model on a labelled file (one JSON object on stdout)",
+        description="Print one JSON object: for a classifier accuracy, macro_f1, micro_f1, per-label "
+        "precision/recall/F1, ROC-AUC, confusion matrix, and the prediction speed (over sentences for a sentence "
+        "classifier); for a summarizer ROUGE and the lead baseline's.",
+    )
+    parser.add_argument("model_dir", metavar="MODEL_DIR")
+    parser.add_argument("data", metavar="FILE", help="labelled data (.jsonl or .csv)")
+    for task in TASKS.values():
+        task.add_arguments("evaluate", parser)
+    parser.set_defaults(run=lambda args: task_for_model(args.model_dir).run("evaluate", args, ConsoleOutput()))
+
+
+def add_predict_command(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "predict", help="classify documents: text files, or .jsonl/.csv files of documents",
+        description="Classify each FILE: a .jsonl/.csv file gives one document per line, any other file is one "
+        "document. Prints one JSON object per document. A sentence classifier (--task sentences) labels every "
+        "sentence: a .jsonl/.csv line gives the list of sentences (--sentences-column), any other file is split "
+        "into sentences (shown in its output).",
+    )
+    parser.add_argument("model_dir", metavar="MODEL_DIR")
+    parser.add_argument("files", metavar="FILE", nargs="+")
+    for task in TASKS.values():
+        task.add_arguments("predict", parser)
+    parser.set_defaults(run=lambda args: task_for_model(args.model_dir).run("predict", args, ConsoleOutput()))
+
+
+def add_task_commands(subparsers) -> None:
+    """Each task's own commands, run by that task."""
+    for task in TASKS.values():
+        for name, (help_line, description) in task.commands.items():
+            if name in SHARED_COMMANDS or name in subparsers.choices:
+                raise ValueError(f"task {task.name} declares the command {name!r}, which exists already")
+            parser = subparsers.add_parser(name, help=help_line, description=description)
+            task.add_arguments(name, parser)
+            parser.set_defaults(run=lambda args, task=task, name=name: task.run(name, args, ConsoleOutput()))
+
+
+class ConsoleOutput:
+    """Where a command's results go: stdout, one line at a time (flushed: summaries stream), and its
+    remarks to stderr."""
+
+    def print(self, text: str) -> None:
+        print(text, flush=True)
+
+    def note(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+
+def run_train(args) -> int:
+    from ..training.train import train
+
+    out = ConsoleOutput()
+    task = get_task(args.task).command_task(args, out)
+    try:
+        result = train(task.name, args.train, args.validation, args.output, model=args.model, family=args.family,
+                       seed=args.seed, **task.training_options(args))
+    except KeyboardInterrupt:
+        return 130
+    if result.best_epoch is None:
+        out.note("no model was saved: the dev set gave no score")
+        return 1
+    for line in task.training_summary(result):
+        out.print(line)
+    return 0

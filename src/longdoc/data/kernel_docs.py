@@ -1,0 +1,10 @@
+"""Moved to `longdoc.datasets.kernel_docs`: this name imports the same module, for existing callers."""
+
+import sys
+
+from ..datasets import kernel_docs as _module
+
+sys.modules[__name__] = _module
+
+if __name__ == "__main__":
+    sys.exit(_module.main())

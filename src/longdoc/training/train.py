@@ -1,0 +1,311 @@
+"""Training every task on `transformers`' Trainer, through one entry point.
+
+    from longdoc.training import train
+    result = train("classification", "train.jsonl", "dev.jsonl", "my-model", model="path/to/encoder",
+                   family="segment", freeze_encoder=True)
+    # the former entry points are this one with its task fixed:
+    from longdoc import train_classifier, train_summarizer
+
+The task supplies everything that is its own (reading and checking the data, the head it asks of
+the family, features, collator, metrics and the primary metric with its direction, any stages or
+after-training step); this module runs the same steps for all: settings and data are checked
+before any model is built, the family builds the model in a temporary work folder, each stage is
+one Trainer run that evaluates on dev after every epoch, and `SaveBest` writes the model (with its
+tokenizer) to `output` whenever the primary metric improves. The folder is replaced as a whole,
+on the main process only, with Ctrl-C held back while it is, so an interrupted run leaves the last
+saved checkpoint intact. `training_report.json` in it records the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer, TrainingArguments, set_seed
+from transformers.trainer_pt_utils import LengthGroupedSampler
+from transformers.trainer_utils import IntervalStrategy
+
+from ..families import check_family, get_family
+from ..logs import quiet_trainer
+from ..runtime import default_device, is_main_process
+from ..tasks import Stage, TrainingRun, get_task
+from ..tasks.base import check_positive
+from .save_best import SaveBest, stage_prefix
+
+logger = logging.getLogger(__name__)
+
+TRAINING_REPORT = "training_report.json"
+
+
+@dataclass
+class TrainingResult:
+    output: str
+    family: str
+    best_epoch: float | None
+    dev_metrics: dict
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+    interrupted: bool = False
+    probe: dict | None = None  # frozen segment training: the probe's C, its weight and the dev scores dev chose by
+    best_stage: str | None = None  # "training", or "head warm-up" / "fine-tuning" when fine-tuning warmed the head up
+    task: str = "classification"
+
+    def best_when(self) -> str:
+        """Where the saved model comes from: 'epoch 3 of 4', 'head warm-up epoch 16 of 40'."""
+        stage = [h for h in self.history if h.get("stage") == self.best_stage]
+        return f"{stage_prefix(self.best_stage)}epoch {self.best_epoch:g} of {len(stage)}"
+
+
+SummarizationResult = TrainingResult  # the former name of a summarizer's result
+
+
+def train(
+    task: str,
+    train: str | os.PathLike,
+    validation: str | os.PathLike,
+    output: str | os.PathLike,
+    model: str | os.PathLike | None = None,
+    family: str | None = None,
+    epochs: float | None = None,
+    learning_rate: float | None = None,
+    batch_size: int | None = None,
+    seed: int = 42,
+    **options,
+) -> TrainingResult:
+    """Train a `task` model (a name or alias of `longdoc.tasks`) of `family` (default: the task's) from
+    the checkpoint `model` on `train`, keep the best on `validation`, save it to `output`; returns the
+    dev scores of the saved model. `options` are the task's and family's settings (see
+    `train_classifier` and `train_summarizer` for theirs); epochs, learning rate and batch size
+    default to the task's on that family."""
+    start = time.perf_counter()
+    chosen = get_task(task)
+    chosen.check_installed()
+    if model is None:
+        raise ValueError("give the checkpoint to start from: model='path/to/checkpoint' (--model)")
+    chosen = chosen.resolve(train, family, options)
+    family_name = family or chosen.default_family
+    check_family(family_name, chosen.head, task=chosen.name)
+    handler = get_family(family_name)
+    chosen.check_options(handler, options)
+    data = chosen.read_training_data(train, validation, options)
+    chosen.check_data(handler, str(model), data, options)
+    defaults = chosen.defaults(handler, options)
+    epochs = defaults.epochs if epochs is None else epochs
+    learning_rate = defaults.learning_rate if learning_rate is None else learning_rate
+    batch_size = defaults.batch_size if batch_size is None else batch_size
+    check_positive(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size)
+    output = Path(output)
+    check_output(output)
+    set_seed(seed)
+
+    with tempfile.TemporaryDirectory(prefix="longdoc-train-") as work_dir:
+        run = TrainingRun(chosen, handler, str(model), data, options, output, work_dir, default_device(), seed,
+                          epochs, learning_rate, batch_size, defaults, metric=defaults.select_metric,
+                          greater_is_better=defaults.select_metric != "loss")
+        run.model, run.tokenizer = chosen.build(run)
+        run.model.to(run.device)
+        save_best = SaveBest(output, run.tokenizer, run.metric, run.greater_is_better, describe=chosen.describe_scores)
+        interrupted, finished = False, {}
+        try:
+            for stage in chosen.stages(run):
+                save_best.stage = stage.name
+                if stage.announce:
+                    logger.info(stage.announce)
+                if stage.context is None:
+                    fit(stage, run, save_best)
+                else:
+                    with stage.context():
+                        fit(stage, run, save_best)
+                if stage.after is not None:
+                    stage.after(save_best)
+        except KeyboardInterrupt:
+            interrupted = True
+            where = (f"the checkpoint of {save_best.best_when()} is intact at {output}"
+                     if save_best.best is not None else "no checkpoint was saved yet")
+            logger.warning(f"interrupted: {where}")
+        if not interrupted and save_best.best is not None:
+            finished = chosen.finish(run, save_best)
+    fields = dict(output=str(output), family=family_name, best_epoch=save_best.best_epoch,
+                  dev_metrics=save_best.best_metrics, seconds=time.perf_counter() - start, history=save_best.history,
+                  interrupted=interrupted, best_stage=save_best.best_stage, task=chosen.name)
+    result = TrainingResult(**{**fields, **finished})
+    if save_best.best is not None and is_main_process():
+        report = {**asdict(result), "train_file": str(train), "validation_file": str(validation),
+                  "model_source": str(model), "epochs": epochs, "learning_rate": learning_rate,
+                  "batch_size": batch_size, "seed": seed}
+        (output / TRAINING_REPORT).write_text(json.dumps(report, indent=1, default=str))
+    if interrupted:
+        raise KeyboardInterrupt
+    return result
+
+
+_train = train  # the wrappers below name their training file `train`, as their callers do
+
+
+def check_output(output: Path) -> None:
+    """A new folder, an empty one, or a model folder to replace; anything else is refused."""
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"--output {output} is a file; give a folder for the model")
+    if output.is_dir() and any(output.iterdir()) and not (output / "config.json").is_file():
+        raise ValueError(f"--output {output} holds files that are not a model; give a new or empty folder")
+
+
+def fit(stage: Stage, run: TrainingRun, save_best: SaveBest) -> None:
+    """One stage: a Trainer over its items, evaluating after each epoch, SaveBest keeping the best."""
+    generate = stage.generation is not None
+    arguments = dict(
+        output_dir=os.path.join(run.work_dir, "trainer"),
+        num_train_epochs=stage.epochs,
+        learning_rate=stage.learning_rate,
+        per_device_train_batch_size=stage.batch_size,
+        per_device_eval_batch_size=stage.eval_batch_size or stage.batch_size,
+        warmup_steps=stage.warmup_ratio,  # a float below 1 is a fraction of all steps
+        weight_decay=stage.weight_decay,
+        eval_strategy=IntervalStrategy.EPOCH,
+        save_strategy=IntervalStrategy.NO,  # SaveBest writes the output folder itself
+        report_to="none",
+        seed=run.seed,
+        dataloader_num_workers=0,
+        use_cpu=run.device == "cpu",
+        **stage.arguments,
+    )
+    if generate:
+        arguments.update(predict_with_generate=True, generation_num_beams=stage.generation.get("num_beams"),
+                         generation_max_length=stage.generation.get("max_length"))
+    trainer_class = Seq2SeqTrainer if generate else (LengthGroupedTrainer if stage.lengths else Trainer)
+    extra = {"lengths": stage.lengths} if trainer_class is LengthGroupedTrainer else {}
+    trainer = trainer_class(
+        model=run.model,
+        args=(Seq2SeqTrainingArguments if generate else TrainingArguments)(**arguments),
+        train_dataset=stage.train_items,
+        eval_dataset=stage.dev_items,
+        data_collator=stage.collator,
+        compute_metrics=stage.compute_metrics,
+        optimizers=(stage.optimizer(run.model) if stage.optimizer else None, None),
+        callbacks=[save_best],
+        processing_class=run.tokenizer if generate else None,
+        **extra,
+    )
+    quiet_trainer(trainer)
+    trainer.train()
+
+
+class LengthGroupedTrainer(Trainer):
+    """Trainer whose training batches group items of similar length (shuffled groups,
+    `transformers`' LengthGroupedSampler), so short documents are not padded to the longest."""
+
+    def __init__(self, *args, lengths: list[int], **kwargs):
+        self.item_lengths = lengths
+        super().__init__(*args, **kwargs)
+
+    def _get_train_sampler(self, *args, **kwargs):
+        batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return LengthGroupedSampler(batch, lengths=self.item_lengths)
+
+
+# --- the entry points of each task, with their settings spelled out ----------------------------------
+
+
+def train_classifier(
+    train: str | os.PathLike,
+    validation: str | os.PathLike,
+    output: str | os.PathLike,
+    family: str = "segment",
+    model: str | os.PathLike | None = None,
+    freeze_encoder: bool = False,
+    epochs: int | None = None,
+    learning_rate: float | None = None,
+    batch_size: int | None = None,
+    seed: int = 42,
+    multi_label: bool = False,
+    text_column: str = "text",
+    label_column: str = "label",
+    chunk_size: int | None = None,
+    stride: int | None = None,
+    pooling: str | None = None,
+    chunk_pooling: str | None = None,
+    max_segments: int | None = None,
+    max_length: int | None = None,
+    threshold: float | None = None,
+    gradient_checkpointing: bool = True,
+    bf16: bool | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    config_overrides: dict | None = None,
+    head_warmup: bool = True,
+    task: str = "classification",
+    sentences_column: str = "sentences",
+    layout: str | None = None,
+    max_sentences: int | None = None,
+    max_sentence_size: int | None = None,
+    segmentation: str | None = None,
+    truncate: bool = False,
+    **lsg_settings,
+) -> TrainingResult:
+    """Train a `family` classifier on `train` (JSON lines or CSV), keep the best on `validation`,
+    save it to `output`; returns the dev scores of the saved model. `config_overrides` sets other
+    fields of the family's config (e.g. {"aggregator_layers": 2} for the segment classifier).
+
+    Fine-tuning (no `freeze_encoder`) of a family that can read cached segment vectors runs in two
+    stages unless `head_warmup` is False: the layers above the encoder first learn on the frozen
+    encoder's vectors (the family's frozen defaults), then everything fine-tunes from the best of
+    them at `learning_rate`. The fine-tuned model is kept only where it beats the warmed-up one.
+
+    `family="hat"` converts `model` into a HAT (unless it is one) of `max_sentences` segments of
+    `max_sentence_size` tokens with the `layout` of segment-wise / cross-segment layers; documents
+    are cut by `segmentation` ("greedy" sentences packed into segments, or "uniform" chunks); a
+    document with more segments is an error unless `truncate` (then a warning says how much is cut).
+    `family="lsg"` converts it into an LSG model of `max_length` tokens (`lsg_settings`: block_size,
+    sparse_block_size, sparsity_factor, sparsity_type, num_global_tokens).
+    `task="sentences"` (HAT only) trains one label per sentence on files of
+    `{"sentences": [...], "label": [one per sentence]}` lines (`sentences_column`, `label_column`);
+    each sentence is one segment and the dev metrics are over sentences."""
+    unknown = set(lsg_settings) - {"block_size", "sparse_block_size", "sparsity_factor", "sparsity_type",
+                                   "num_global_tokens"}
+    if unknown:
+        raise TypeError(f"train_classifier() got unexpected keyword arguments {sorted(unknown)}")
+    if get_task(task).name not in ("classification", "sentences"):
+        raise ValueError(f"unknown task {task!r}; classifiers train classification, sentences")
+    return _train(
+        task, train, validation, output, model=model, family=family, epochs=epochs, learning_rate=learning_rate,
+        batch_size=batch_size, seed=seed, freeze_encoder=freeze_encoder, multi_label=multi_label,
+        text_column=text_column, label_column=label_column, chunk_size=chunk_size, stride=stride, pooling=pooling,
+        chunk_pooling=chunk_pooling, max_segments=max_segments, max_length=max_length, threshold=threshold,
+        gradient_checkpointing=gradient_checkpointing, bf16=bf16, cache_dir=cache_dir,
+        config_overrides=config_overrides, head_warmup=head_warmup, sentences_column=sentences_column,
+        layout=layout, max_sentences=max_sentences, max_sentence_size=max_sentence_size, segmentation=segmentation,
+        truncate=truncate, **lsg_settings)
+
+
+def train_summarizer(
+    train: str | os.PathLike,
+    validation: str | os.PathLike,
+    output: str | os.PathLike,
+    model: str | os.PathLike,
+    epochs: float = 3,
+    learning_rate: float = 5e-5,
+    batch_size: int = 4,
+    gradient_accumulation_steps: int = 1,
+    warmup_ratio: float = 0.1,
+    precision: str = "fp32",
+    max_source_length: int | None = None,
+    max_target_length: int = 64,
+    num_beams: int = 4,
+    seed: int = 42,
+    text_column: str = "text",
+    summary_column: str = "summary",
+    gradient_checkpointing: bool = False,
+    weight_decay: float = 0.01,
+) -> TrainingResult:
+    """Fine-tune the seq2seq model at `model` on (text, summary) pairs; keep the best dev ROUGE-L epoch
+    (the dev file summarized with beam search of `num_beams`, summaries of `max_target_length` tokens)."""
+    return _train(
+        "summarization", train, validation, output, model=model, epochs=epochs, learning_rate=learning_rate,
+        batch_size=batch_size, seed=seed, gradient_accumulation_steps=gradient_accumulation_steps,
+        warmup_ratio=warmup_ratio, precision=precision, max_source_length=max_source_length,
+        max_target_length=max_target_length, num_beams=num_beams, text_column=text_column,
+        summary_column=summary_column, gradient_checkpointing=gradient_checkpointing, weight_decay=weight_decay)
