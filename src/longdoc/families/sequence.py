@@ -55,8 +55,11 @@ class SequenceFamily(Family):
     def _build(self, head, source, options):
         long_source = self.converted(source, options)
         tokenizer = AutoTokenizer.from_pretrained(long_source)
-        model_class = head_model_class(self.head_classes(AutoConfig.from_pretrained(long_source)), head, self.name)
+        config = AutoConfig.from_pretrained(long_source)
+        model_class = head_model_class(self.head_classes(config), head, self.name)
         fields = {**(options.get("head_config") or {}), **(options.get("config_overrides") or {})}
+        if getattr(config, "sep_token_id", None) is None and tokenizer.sep_token_id is not None:
+            fields.setdefault("sep_token_id", tokenizer.sep_token_id)  # pair inputs (QA) find the question by it
         # a source with another head (or another number of labels) has it replaced
         model = model_class.from_pretrained(long_source, ignore_mismatched_sizes=True, **fields)
         model.config.architectures = [model_class.__name__]  # what it is now (the source's until saved)

@@ -109,8 +109,6 @@ class SummarizationTask(Task):
         return compute
 
     def stages(self, run):
-        import torch
-
         settings, model = self.settings(run), run.model
         if settings["gradient_checkpointing"]:
             getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
@@ -119,8 +117,7 @@ class SummarizationTask(Task):
         steps_per_epoch = -(-len(train_items) // (run.batch_size * accumulation))
         precision = settings["precision"]
         arguments = dict(gradient_accumulation_steps=accumulation, bf16=precision == "bf16", fp16=precision == "fp16",
-                         logging_steps=max(1, steps_per_epoch // 5),
-                         dataloader_pin_memory=torch.cuda.is_available())
+                         logging_steps=max(1, steps_per_epoch // 5))
         return [Stage("training", train_items, dev_items, self.collator(run), self.compute_metrics(run), run.epochs,
                       run.learning_rate, run.batch_size, warmup_ratio=settings["warmup_ratio"],
                       weight_decay=settings["weight_decay"], arguments=arguments,

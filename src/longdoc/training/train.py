@@ -171,6 +171,7 @@ def fit(stage: Stage, run: TrainingRun, save_best: SaveBest) -> None:
         report_to="none",
         seed=run.seed,
         dataloader_num_workers=0,
+        dataloader_pin_memory=run.device == "cuda",
         use_cpu=run.device == "cpu",
         **stage.arguments,
     )
