@@ -290,3 +290,15 @@ def test_summarization_is_refused_on_a_family_without_an_encoder_decoder(summari
                  "--train", str(data), "--validation", str(data), "--output", str(tmp_path / "m")])
     assert code == 1 and "--task summarization is not trained by --family segment: use --family lsg" in \
         capsys.readouterr().err
+
+
+def test_each_task_takes_only_its_own_flags_from_train():
+    """The train command is shared: summarization's --gradient-checkpointing (off by default) must not turn
+    activation checkpointing off for a classifier, whose library default is on."""
+    args = build_parser().parse_args(["train", "--model", "m", "--train", "t", "--validation", "v", "--output", "o",
+                                      "--freeze-encoder", "--block-size", "16"])
+    classification = get_task("classification").training_options(args)
+    assert "gradient_checkpointing" not in classification and classification["freeze_encoder"] is True
+    assert classification["block_size"] == 16 and "num_beams" not in classification
+    summarization = get_task("summarization").training_options(args)
+    assert summarization["gradient_checkpointing"] is False and "freeze_encoder" not in summarization

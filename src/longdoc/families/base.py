@@ -61,11 +61,6 @@ class Family:
         self.spec = spec
         self.name, self.description, self.heads = spec.name, spec.description, spec.heads
 
-    @property
-    def tasks(self) -> tuple[str, ...]:
-        """The classification head kinds it trains (kept for callers of the former families)."""
-        return tuple(h for h in ("classification", "sentences") if h in self.heads)
-
     # -- building and loading: one method for every head kind -------------------------------------
 
     def build(self, head: str, source: str, options: dict) -> tuple[PreTrainedModel, object]:

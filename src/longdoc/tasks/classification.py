@@ -29,6 +29,7 @@ SETTINGS = ("freeze_encoder", "multi_label", "text_column", "label_column", "chu
             "segmentation", "truncate", "block_size", "sparse_block_size", "sparsity_factor", "sparsity_type",
             "num_global_tokens")
 LSG_SETTINGS = ("block_size", "sparse_block_size", "sparsity_factor", "sparsity_type", "num_global_tokens")
+LIBRARY_ONLY = ("gradient_checkpointing", "bf16", "config_overrides")  # no flag of this task sets them
 
 
 class ClassificationTask(Task):
@@ -281,7 +282,7 @@ class ClassificationTask(Task):
 
     def training_options(self, args):
         return {"epochs": args.epochs, "learning_rate": args.learning_rate, "batch_size": args.batch_size,
-                **{name: getattr(args, name) for name in SETTINGS if hasattr(args, name)}}
+                **{name: getattr(args, name) for name in SETTINGS if name not in LIBRARY_ONLY and hasattr(args, name)}}
 
     def training_summary(self, result):
         scores = result.dev_metrics
