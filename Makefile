@@ -41,7 +41,7 @@ venv: $(STAMP)
 
 oracle: $(ORACLE_STAMP) $(QA_ORACLE_STAMP)
 
-# groff renders the man-pages set (longdoc.data.roff); Debian ships it in groff-base
+# groff renders the man-pages set (longdoc.datasets.roff); Debian ships it in groff-base
 tools:
 	@command -v groff >/dev/null || { echo "groff is missing: apt-get install groff-base" >&2; exit 1; }
 
