@@ -302,3 +302,15 @@ def test_each_task_takes_only_its_own_flags_from_train():
     assert classification["block_size"] == 16 and "num_beams" not in classification
     summarization = get_task("summarization").training_options(args)
     assert summarization["gradient_checkpointing"] is False and "freeze_encoder" not in summarization
+
+
+def test_the_package_offers_its_names_and_subpackages_on_first_use():
+    script = ("import sys, longdoc\n"
+              "before = 'torch' in sys.modules\n"
+              "print(before, longdoc.models.HATConfig.model_type, longdoc.DocumentClassifier.__name__,\n"
+              "      longdoc.LSGBertModel.__name__, 'train_classifier' in longdoc.__all__)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "hierarchical-transformer", "DocumentClassifier", "LSGBertModel", "True"]
+    with pytest.raises(AttributeError, match="module 'longdoc' has no attribute 'nothing'"):
+        longdoc.nothing

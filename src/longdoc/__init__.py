@@ -29,6 +29,9 @@ _EXPORTS = {
     "train_summarizer": "longdoc.training.train",
 }
 
+_SUBPACKAGES = ("errors", "runtime", "logs", "assets", "data", "datasets", "metrics", "attention", "heads", "models",
+                "convert", "families", "pipelines", "tasks", "training", "cli")
+
 
 def _models():
     return importlib.import_module("longdoc.models")
@@ -39,6 +42,8 @@ def __getattr__(name: str):
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     if name == "__all__":
         return list(_models().__all__) + list(_EXPORTS)
+    if name in _SUBPACKAGES:  # `import longdoc; longdoc.models.X`, as when the package imported them at once
+        return importlib.import_module(f"longdoc.{name}")
     if name in ("LSG_CLASSES", "HAT_CLASSES") or (not name.startswith("_") and name in _models().__all__):
         return getattr(_models(), name)
     raise AttributeError(f"module 'longdoc' has no attribute {name!r}")
