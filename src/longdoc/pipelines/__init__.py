@@ -32,11 +32,13 @@ PIPELINES: dict[str, type[Pipeline]] = {
 def load_pipeline(model_dir: str | os.PathLike, device: str | None = None, **options) -> Pipeline:
     """The pipeline for a trained model folder, by the head its config.json names: a DocumentClassifier,
     a SentenceClassifier for a model that labels sentences, a Summarizer for an encoder-decoder. A folder
-    of any other kind goes to DocumentClassifier, whose error says what the folder holds."""
+    of any other kind goes to DocumentClassifier, whose error says what the folder holds. `options` go to
+    the pipeline's constructor (truncate=... for classifiers); those left at None are not passed."""
     try:
         head = head_of_config(read_model_config(model_dir))
     except ValueError:
         head = None  # no config.json or a damaged one: loading says so
+    options = {name: value for name, value in options.items() if value is not None}
     return PIPELINES.get(head, DocumentClassifier).from_pretrained(model_dir, device=device, **options)
 
 
