@@ -22,6 +22,8 @@ _EXPORTS = {
     "SentencePrediction": "longdoc.pipelines",
     "Summarizer": "longdoc.pipelines",
     "load_pipeline": "longdoc.pipelines",
+    "QuestionAnswerer": "longdoc.pipelines.qa",
+    "pipeline": "longdoc.tasks.pipeline",
     "TrainingResult": "longdoc.training.train",
     "SummarizationResult": "longdoc.training.train",
     "train": "longdoc.training.train",

@@ -110,7 +110,10 @@ class LSGTarget(ConversionTarget):
             fields.pop(key, None)
         model_class = mlm_class if masked_lm else encoder_class
         config = config_class(**{**fields, **settings, "max_position_embeddings": max_length + offset,
-                                 "architectures": [model_class.__name__]})
+                                 "architectures": [model_class.__name__],
+                                 # where QA models find the question (the tokenizer's separator)
+                                 "sep_token_id": fields.get("sep_token_id") if tokenizer.sep_token_id is None
+                                 else tokenizer.sep_token_id})
         prefix = model_class.base_model_prefix + "." if masked_lm else ""
         state = {}
         for key, tensor in source.state_dict().items():

@@ -5,7 +5,8 @@
 
 - `DocumentClassifier`: labels (and explanations) of documents, whatever the family;
 - `SentenceClassifier`: a label per sentence (a HAT trained with task="sentences");
-- `Summarizer`: summaries from an encoder-decoder (LSG-BART).
+- `Summarizer`: summaries from an encoder-decoder (LSG-BART);
+- `QuestionAnswerer`: answers to questions, spans of long contexts (Longformer, LSG, HAT).
 
 Every pipeline is a `pipelines.base.Pipeline`: from_pretrained, preprocess -> forward ->
 postprocess, evaluate(path).
@@ -18,6 +19,7 @@ import os
 from ..families import head_of_config, read_model_config
 from .base import Pipeline
 from .classification import DocumentClassifier, DocumentPrediction
+from .qa import QuestionAnswerer
 from .sentences import SentenceClassifier, SentencePrediction, split_into_sentences
 from .summarization import Summarizer
 
@@ -26,6 +28,7 @@ PIPELINES: dict[str, type[Pipeline]] = {
     "classification": DocumentClassifier,
     "sentences": SentenceClassifier,
     "seq2seq": Summarizer,
+    "spans": QuestionAnswerer,
 }
 
 
@@ -42,5 +45,5 @@ def load_pipeline(model_dir: str | os.PathLike, device: str | None = None, **opt
     return PIPELINES.get(head, DocumentClassifier).from_pretrained(model_dir, device=device, **options)
 
 
-__all__ = ["DocumentClassifier", "DocumentPrediction", "Pipeline", "PIPELINES", "SentenceClassifier",
-           "SentencePrediction", "Summarizer", "load_pipeline", "split_into_sentences"]
+__all__ = ["DocumentClassifier", "DocumentPrediction", "Pipeline", "PIPELINES", "QuestionAnswerer",
+           "SentenceClassifier", "SentencePrediction", "Summarizer", "load_pipeline", "split_into_sentences"]
