@@ -126,7 +126,7 @@ def test_flags_reach_the_training_options():
     assert (given["gradient_checkpointing"], given["doc_stride"], given["max_answer_length"], given["max_length"]) == \
         (False, 64, 30, 1024)
     answer_help = " ".join(parser._subparsers._group_actions[0].choices["answer"].format_help().split())
-    assert "--max-answer-length" in answer_help and "default 200: a paragraph" in answer_help
+    assert "--max-answer-length" in answer_help and "else 200, for paragraph-long answers" in answer_help
 
 
 def test_lsg_conversion_records_the_separator(bert, tmp_path):

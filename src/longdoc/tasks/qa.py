@@ -305,19 +305,27 @@ def answer_json(answer: dict) -> dict:
 
 
 def add_window_arguments(parser, command: str) -> None:
-    """--max-length, --doc-stride, --max-answer-length (the first may be another task's flag already)."""
-    saved = "" if command == "train" else " (default: what the model was trained with)"
+    """--max-length, --doc-stride, --max-answer-length (--max-length may be another task's flag already: its
+    help then says what it means here)."""
+    trained = command != "train"
+    defaults = {
+        "--max-length": "what the model was trained with, else its whole length" if trained else
+        "the model's whole length; a short encoder is converted to it, 4096 if not given",
+        "--doc-stride": ("what the model was trained with, else " if trained else "")
+        + "a quarter of the window, at most 512 (HAT: of a window's context)",
+        "--max-answer-length": ("what the model was trained with, else " if trained else "")
+        + f"{DEFAULT_MAX_ANSWER_LENGTH}, for paragraph-long answers (transformers' 15 is for SQuAD's short ones)",
+    }
+    what = "" if command == "answer" else "question answering: "
     add_option(parser, "--max-length", type=int, metavar="N",
-               help=f"question answering: tokens per window (default: the model's whole length){saved}")
+               help=f"{what}tokens per window (default: {defaults['--max-length']})")
     action = parser._option_string_actions["--max-length"]
-    if "question answering" not in (action.help or ""):
-        action.help = f"{action.help}; question answering: tokens per window{saved}"
+    if "tokens per window" not in (action.help or ""):
+        action.help = f"{action.help}; question answering: tokens per window (default: {defaults['--max-length']})"
     add_option(parser, "--doc-stride", type=int, metavar="N",
-               help=f"question answering: tokens consecutive windows share (default: a quarter of the window, at "
-               f"most 512; HAT: of a window's context){saved}")
+               help=f"{what}tokens consecutive windows share (default: {defaults['--doc-stride']})")
     add_option(parser, "--max-answer-length", type=int, metavar="N",
-               help=f"question answering: most tokens in an answer (default {DEFAULT_MAX_ANSWER_LENGTH}: a paragraph; "
-               f"transformers' 15 is for SQuAD's short answers){saved}")
+               help=f"{what}most tokens in an answer (default: {defaults['--max-answer-length']})")
 
 
 def planned_window(family, source: str, tokenizer, options: dict) -> tuple[int, str]:
