@@ -137,6 +137,7 @@ def test_longdoc_pipeline_is_a_drop_in_for_the_transformers_one(models):
         qa = longdoc.pipeline(name, model=models["lsg"], top_k=2, device=-1)
         assert isinstance(qa, longdoc.QuestionAnswerer)
         assert qa(question=questions, context=contexts_) == expected
+    assert isinstance(longdoc.load_pipeline(models["lsg"]), QuestionAnswerer)  # by the head its config names
     model, tokenizer = QuestionAnswerer.load(str(models["lsg"]))[:2]
     assert longdoc.pipeline("qa", model=model, tokenizer=tokenizer, top_k=2)(question=questions,
                                                                             context=contexts_) == expected
