@@ -129,6 +129,23 @@ def test_flags_reach_the_training_options():
     assert "--max-answer-length" in answer_help and "else 200, for paragraph-long answers" in answer_help
 
 
+def test_negative_windows_keep_every_answer_and_a_seeded_share_of_the_rest():
+    from longdoc.tasks.qa import keep_negative_windows
+
+    items = [{"start_positions": 0 if i % 4 else 7, "index": i} for i in range(40)]  # 10 answered, 30 answerless
+    assert keep_negative_windows(items, None, 0) is items and keep_negative_windows(items, 1.0, 0) is items
+    kept = keep_negative_windows(items, 0.2, seed=3)
+    assert [i["index"] for i in kept if i["start_positions"]] == list(range(0, 40, 4))  # every answered one, in order
+    assert sum(not i["start_positions"] for i in kept) == 6
+    assert kept == keep_negative_windows(items, 0.2, seed=3) and kept != keep_negative_windows(items, 0.2, seed=4)
+    assert [i["index"] for i in kept] == sorted(i["index"] for i in kept)
+    assert all(i["start_positions"] for i in keep_negative_windows(items, 0.0, seed=3))
+    given = QuestionAnsweringTask().training_options(build_parser().parse_args(
+        ["train", "--task", "qa", "--model", "m", "--train", "t", "--validation", "v", "--output", "o",
+         "--negative-windows", "0.25"]))
+    assert given["negative_windows"] == 0.25
+
+
 def test_lsg_conversion_records_the_separator(bert, tmp_path):
     """QA models find the question before the first separator: the converted config names it."""
     convert(bert, tmp_path / "lsg", to="lsg", max_length=128, block_size=16, sparse_block_size=16)
@@ -159,6 +176,8 @@ def train_args(bert, tmp_path, *extra):
 def test_training_errors_come_before_any_model(bert, tmp_path, capsys, no_model, monkeypatch):
     code, _, err = run(capsys, *train_args(bert, tmp_path, "--max-length", "128", "--doc-stride", "128"))
     assert code == 1 and "--doc-stride (128) must be smaller than --max-length (128)" in err
+    code, _, err = run(capsys, *train_args(bert, tmp_path, "--negative-windows", "1.5"))
+    assert code == 1 and "--negative-windows 1.5: give the share of answerless windows to keep" in err
 
     long_question = tmp_path / "long.jsonl"
     lines = (tmp_path / "train.jsonl").read_text().splitlines()

@@ -26,7 +26,7 @@ LSG_SETTINGS = ("block_size", "sparse_block_size", "sparsity_factor", "sparsity_
 HAT_SETTINGS = ("layout", "max_sentences", "max_sentence_size")
 # the settings of QA training (library keyword arguments, and the CLI flags of the same names)
 SETTINGS = ("max_length", "doc_stride", "max_answer_length", "gradient_accumulation_steps", "gradient_checkpointing",
-            "bf16", *HAT_SETTINGS, *LSG_SETTINGS)
+            "bf16", "negative_windows", *HAT_SETTINGS, *LSG_SETTINGS)
 
 
 class QuestionAnsweringTask(Task):
@@ -69,6 +69,9 @@ class QuestionAnsweringTask(Task):
         for name in ("max_length", "max_answer_length", "gradient_accumulation_steps"):
             if options.get(name) is not None and options[name] < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {options[name]}")
+        share = options.get("negative_windows")
+        if share is not None and not 0 <= share <= 1:
+            raise ValueError(f"--negative-windows {share}: give the share of answerless windows to keep, from 0 to 1")
         stride, length = options.get("doc_stride"), options.get("max_length")
         if stride is not None and stride < 0:
             raise ValueError(f"--doc-stride must be 0 or more (the tokens consecutive windows share), got {stride}")
@@ -167,6 +170,8 @@ class QuestionAnsweringTask(Task):
             names = input_names(model, windows[0])
             items = [{**{name: getattr(w, QUESTION_FIELD.get(name, name)) for name in names},
                       "start_positions": w.start_position, "end_positions": w.end_position} for w in windows]
+        if split == "train":
+            items = keep_negative_windows(items, run.options.get("negative_windows"), run.seed)
         answered = sum(item["start_positions"] != 0 for item in items)
         logger.info(f"{len(examples)} {'training' if split == 'train' else 'dev'} questions -> {len(items)} windows "
                     f"({answered} hold their answer)")
@@ -232,6 +237,10 @@ class QuestionAnsweringTask(Task):
             add_option(group, "--no-gradient-checkpointing", dest="no_gradient_checkpointing", action="store_true",
                        help="question answering: keep activations instead of recomputing them in the backward pass "
                        "(faster, more memory; checkpointing is on by default)")
+            add_option(group, "--negative-windows", type=float, metavar="F",
+                       help="share of the training windows that do not hold their answer (labelled no-answer at CLS) "
+                       "kept each run, drawn with --seed (default 1: all, the standard recipe); a long context makes "
+                       "most windows answerless, and fewer of them make an epoch cheaper")
         elif command == "evaluate":
             add_window_arguments(parser, "evaluate")
         elif command == "answer":
@@ -346,6 +355,22 @@ def planned_window(family, source: str, tokenizer, options: dict) -> tuple[int, 
         own = default_max_length(config, tokenizer)
         return min(options.get("max_length") or own, own), "windows"
     return options.get("max_length") or DEFAULT_MAX_LENGTH, "windows"
+
+
+def keep_negative_windows(items: list[dict], share: float | None, seed: int) -> list[dict]:
+    """The training windows with only `share` of those without their answer (start at CLS), drawn with `seed`;
+    every window that holds its answer is kept."""
+    if share is None or share >= 1:
+        return items
+    if not 0 <= share < 1:
+        raise ValueError(f"--negative-windows {share}: give the share of answerless windows to keep, from 0 to 1")
+    import random
+
+    negatives = [i for i, item in enumerate(items) if item["start_positions"] == 0]
+    dropped = set(random.Random(seed).sample(negatives, len(negatives) - round(share * len(negatives))))
+    logger.info(f"kept {len(negatives) - len(dropped)} of {len(negatives)} training windows without their answer "
+                f"(--negative-windows {share})")
+    return [item for i, item in enumerate(items) if i not in dropped]
 
 
 def collate_windows(items: list[dict], pad_id: int):
