@@ -60,6 +60,7 @@ def test_train_evaluate_answer(family, bert, tmp_path, capsys, monkeypatch):
                          "--batch-size", 4, "--learning-rate", "1e-3", *FLAGS[family])
     assert code == 0, err
     assert "saved the best model (epoch" in out and "dev: exact match" in out
+    assert "LOAD REPORT" not in err  # the new QA head is expected: one log line, not transformers' report
     # the window settings it trained with are in the saved config
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     expected = {"longformer": (128, 32, 200), "lsg": (128, 32, 200), "hat": (128, 20, 12)}[family]

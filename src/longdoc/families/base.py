@@ -191,3 +191,21 @@ def head_model_class(classes: dict, head: str, family: str):
         raise ValueError(f"--family {family} has no {head} model class for this checkpoint (it has "
                          f"{', '.join(classes)})")
     return classes[head]
+
+
+def load_with_new_head(model_class, source: str, **fields) -> PreTrainedModel:
+    """`model_class.from_pretrained(source)` where the head (or part of it) is new by design: transformers'
+    multi-line load report of the missing head weights is replaced by one log line naming them."""
+    from transformers.utils import logging as transformers_logging
+
+    level = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        model, info = model_class.from_pretrained(source, ignore_mismatched_sizes=True, output_loading_info=True,
+                                                  **fields)
+    finally:
+        transformers_logging.set_verbosity(level)
+    new = sorted(set(info.get("missing_keys", ())) | {k for k, *_ in info.get("mismatched_keys", ())})
+    if new:
+        logger.info(f"{model_class.__name__}: new weights, trained from scratch: {', '.join(new)}")
+    return model

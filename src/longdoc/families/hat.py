@@ -21,7 +21,7 @@ from ..data.labels import MULTI_LABEL, pad_sentence_targets
 from ..errors import DataError
 from ..models.hat_config import POOLINGS
 from ..runtime import DEFAULT_BATCH_TOKENS, autocast_context, bf16_autocast_default, length_sorted_batches
-from .base import Family, Predictions, TrainingDefaults, check_pooling, encoder_max_tokens, with_labels
+from .base import Family, Predictions, TrainingDefaults, check_pooling, encoder_max_tokens, load_with_new_head, with_labels
 
 logger = logging.getLogger(__name__)
 HAT_MODEL_TYPE = "hierarchical-transformer"
@@ -146,7 +146,7 @@ class HATFamily(Family):
             if options.get("pooling"):
                 fields["segment_pooling"] = options["pooling"]
         # a HAT with a head as the source may have another one: it is replaced
-        model = model_class.from_pretrained(hat_source, ignore_mismatched_sizes=True, **fields)
+        model = load_with_new_head(model_class, hat_source, **fields)
         model.config.architectures = [model_class.__name__]  # what it is now (the source's until saved)
         model.config.segmentation = "sentences" if head == "sentences" else options.get("segmentation") or "greedy"
         model.config.truncate_segments = bool(options.get("truncate"))

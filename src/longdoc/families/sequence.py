@@ -14,7 +14,7 @@ from transformers import AutoConfig, AutoTokenizer
 
 from ..models.segment_encoding import pad_segments
 from ..runtime import DEFAULT_BATCH_TOKENS, autocast_context, bf16_autocast_default, length_sorted_batches
-from .base import Family, Predictions, TrainingDefaults, head_model_class, with_labels
+from .base import Family, Predictions, TrainingDefaults, head_model_class, load_with_new_head, with_labels
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class SequenceFamily(Family):
         if getattr(config, "sep_token_id", None) is None and tokenizer.sep_token_id is not None:
             fields.setdefault("sep_token_id", tokenizer.sep_token_id)  # pair inputs (QA) find the question by it
         # a source with another head (or another number of labels) has it replaced
-        model = model_class.from_pretrained(long_source, ignore_mismatched_sizes=True, **fields)
+        model = load_with_new_head(model_class, long_source, **fields)
         model.config.architectures = [model_class.__name__]  # what it is now (the source's until saved)
         return model, tokenizer
 
