@@ -277,10 +277,16 @@ def answerer(impl: str, folder: Path, settings: Settings):
     return window_answerer(model, tokenizer, settings, longformer=impl.startswith("ours"), bf16=impl == "ours-bf16")
 
 
-def same_answer(a: dict, b: dict, rel: float = 1e-3) -> bool:
-    """Same characters of the context and scores within `rel` (float32 sums in another order differ)."""
-    return (a["start"], a["end"], a["answer"]) == (b["start"], b["end"], b["answer"]) and \
-        abs(a["score"] - b["score"]) <= rel * max(abs(a["score"]), abs(b["score"]))
+def compare_answers(ours: dict, peer: dict, rel: float = 1e-3) -> str:
+    """How our answer compares with the pipeline's: the same when the characters of the context agree and
+    the scores are within `rel` (fp32 sums in another order); bf16 keeps the span but moves the score more."""
+    if (ours["start"], ours["end"], ours["answer"]) != (peer["start"], peer["end"], peer["answer"]):
+        return f"ANSWER DIFFERS from {PEER} (chars {ours['start']}-{ours['end']} vs {peer['start']}-{peer['end']})"
+    off = abs(ours["score"] - peer["score"]) / max(abs(ours["score"]), abs(peer["score"]))
+    scores = f"score {ours['score']:.6g} vs {peer['score']:.6g}"
+    if off <= rel:
+        return f"same answer as {PEER} ({scores})"
+    return f"same span as {PEER}, score {100 * off:.2f}% off ({scores})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -395,17 +401,31 @@ def time_length(seq_len: int, workload: Path, folders: dict[str, Path], args, se
             return reply["seconds"][0]
 
         timers[PEER] = peer_timer
-    timers = {impl: timers[impl] for impl in args.impls}
+    samples: dict[str, list[float]] = {impl: [] for impl in timers}  # every call, the warm-up first
+
+    def kept(impl: str, timer):
+        def run() -> float:
+            samples[impl].append(timer())
+            return samples[impl][-1]
+        return run
+
+    timers = {impl: kept(impl, timers[impl]) for impl in args.impls}
     try:
-        seconds, rounds = harness.time_interleaved_timers(timers, args.rounds, args.case_budget_s)
-    except WorkerError as error:  # e.g. out of memory in the worker: time the others without it
-        print(f"T={seq_len}: {error}", flush=True)
-        notes[PEER] = f"failed: {str(error).strip().splitlines()[-1][:120]}"
-        timers.pop(PEER)
-        seconds, rounds = harness.time_interleaved_timers(timers, args.rounds, args.case_budget_s)
+        with harness.InterferenceMonitor() as monitor:
+            try:
+                seconds, rounds = harness.time_interleaved_timers(timers, args.rounds, args.case_budget_s)
+            except WorkerError as error:  # e.g. out of memory in the worker: time the others without it
+                print(f"T={seq_len}: {error}", flush=True)
+                notes[PEER] = f"failed: {str(error).strip().splitlines()[-1][:120]}"
+                timers.pop(PEER)
+                samples = {impl: [] for impl in timers}
+                seconds, rounds = harness.time_interleaved_timers(timers, args.rounds, args.case_budget_s)
     finally:
         if peer is not None:
             peer.close()
+    samples = {impl: times[1:] for impl, times in samples.items()}  # the warm-up left out
+    args.interference[seq_len] = monitor.result.describe() + (
+        f"; disturbed: {'; '.join(reasons)}" if (reasons := harness.disturbed_reasons(samples, monitor.result)) else "")
     rows = []
     for impl in args.impls:
         shape = shapes[impl]
@@ -415,15 +435,16 @@ def time_length(seq_len: int, workload: Path, folders: dict[str, Path], args, se
             a = answers[impl]
             note += f"; answer chars {a['start']}-{a['end']}"
         if impl.startswith("ours") and PEER in answers and impl in answers:
-            same = same_answer(answers[impl], answers[PEER])
-            note += f"; {'same answer as' if same else 'ANSWER DIFFERS from'} {PEER} (score {answers[impl]['score']:.6g}" \
-                    f" vs {answers[PEER]['score']:.6g})"
+            note += "; " + compare_answers(answers[impl], answers[PEER])
+        spread = harness.relative_spread(samples.get(impl))
+        if spread is not None:
+            note += f"; spread {100 * spread:.0f}%"
         if impl in notes:
             note += "; " + notes[impl]
         m = None
         if impl in seconds:
             peak = peaks[torch.bfloat16 if impl == "ours-bf16" else torch.float32]
-            m = harness.Measurement(seconds[impl], seq_len, flops(impl, shape, settings), peak)
+            m = harness.Measurement(seconds[impl], seq_len, flops(impl, shape, settings), peak, samples=samples[impl])
         rows.append(Row(CASE, seq_len, impl, m, rounds if m else 0, note=note))
     print(f"T={seq_len} ({rounds} rounds): " + ", ".join(f"{k} {v:.4g} s" for k, v in seconds.items()), flush=True)
     print("  answers: " + json.dumps(answers), flush=True)
@@ -510,7 +531,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.clock == "cpu" and args.threads != 1:
         parser.error("--clock cpu needs --threads 1 (with more threads CPU time counts their spin-waits)")
     args.impls = [impl for impl in IMPLS if impl in args.impls]
-    args.peer_info = {}
+    args.peer_info, args.interference = {}, {}
     return args
 
 
@@ -554,6 +575,7 @@ def run_context(args, settings: Settings, lengths, peaks: dict, memory_methods: 
         "MFU": "harness FLOP counts over the tokens each model reads (windows or segments, padding left out) / "
                "time / fp32 peak",
         "lengths": list(lengths),
+        "other processes while timing": "; ".join(f"T={n}: {what}" for n, what in args.interference.items()),
     }
 
 
