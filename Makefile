@@ -12,7 +12,7 @@ ORACLE_STAMP := $(ORACLE)/.installed
 QA_ORACLE := .venv-qa
 QA_ORACLE_STAMP := $(QA_ORACLE)/.installed
 
-.PHONY: test demo bench venv oracle clean tools
+.PHONY: test demo demo-qa bench venv oracle clean tools
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -50,6 +50,10 @@ test: $(STAMP) $(ORACLE_STAMP) $(QA_ORACLE_STAMP) tools
 
 demo: $(STAMP)
 	$(BIN)/python -m longdoc.demo
+
+# question answering over long pages (about 20 minutes on two cores: it fine-tunes a reader)
+demo-qa: $(STAMP)
+	$(BIN)/python -m longdoc.demo_qa
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_longformer.py

@@ -6,7 +6,7 @@ they are in a module (a function-level import is a dependency too), so nothing i
     L1 data, datasets, metrics,           L5 tasks
        attention, heads                   L6 training
     L2 models                             L7 cli
-    L3 convert                            L8 demo, the package's own __init__
+    L3 convert                            L8 demo, demo_qa, the package's own __init__
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ LAYERS = {
     "tasks": 5,
     "training": 6,
     "cli": 7,
-    "demo": 8, "": 8,  # "": longdoc/__init__.py, which offers everything
+    "demo": 8, "demo_qa": 8, "": 8,  # "": longdoc/__init__.py, which offers everything
 }
 
 

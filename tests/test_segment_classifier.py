@@ -241,6 +241,13 @@ def test_length_sorted_batches_respect_the_token_budget():
     assert batches[0] == [1, 3]  # longest first
 
 
+def test_length_sorted_batches_keep_a_short_item_out_of_a_long_batch():
+    lengths = [4096, 1100, 4096, 3500, 900]
+    assert length_sorted_batches(lengths, batch_tokens=16384) == [[0, 2, 3, 1], [4]]  # the budget alone
+    # min_fill 0.75: 1100 and 900 are under 3/4 of 4096, so they go together, padded to 1100 only
+    assert length_sorted_batches(lengths, batch_tokens=16384, min_fill=0.75) == [[0, 2, 3], [1, 4]]
+
+
 def test_bf16_autocast_predictions_match_fp32(encoder_dir):
     model = build(encoder_dir)
     tokenizer = bert_tokenizer()

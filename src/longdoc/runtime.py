@@ -48,13 +48,16 @@ def autocast_context(device: torch.device | str, bf16: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
-def length_sorted_batches(lengths: list[int], batch_tokens: int) -> list[list[int]]:
-    """Indices grouped into batches, longest first, each within `batch_tokens` padded tokens."""
+def length_sorted_batches(lengths: list[int], batch_tokens: int, min_fill: float = 0.0) -> list[list[int]]:
+    """Indices grouped into batches, longest first, each within `batch_tokens` padded tokens; with
+    `min_fill`, an item shorter than that share of its batch's longest starts a new batch (so that a
+    short last window of a long document is not padded to a full one)."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches, current, longest = [], [], 0
     for index in order:
         longest_if_added = max(longest, lengths[index])
-        if current and longest_if_added * (len(current) + 1) > batch_tokens:
+        if current and (longest_if_added * (len(current) + 1) > batch_tokens
+                        or lengths[index] < min_fill * longest_if_added):
             batches.append(current)
             current, longest_if_added = [], lengths[index]
         current.append(index)
