@@ -14,7 +14,8 @@ from ..tasks.base import SHARED_COMMANDS
 def add_train_command(subparsers) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train a document classifier, keeping the best model on the dev file",
+        help="train a model for a task (classification, sentences, summarization, question answering), keeping the "
+        "best one on the dev file",
         description="Train a long-document model from JSON lines or CSV files; the model with the best dev score "
         "(macro-F1 for classifiers) is saved (with its tokenizer) to --output after every improving epoch. "
         '--task sentences trains one label per sentence from lines like {"sentences": ["...", ...], "label": '
