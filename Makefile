@@ -51,7 +51,7 @@ test: $(STAMP) $(ORACLE_STAMP) $(QA_ORACLE_STAMP) tools
 demo: $(STAMP)
 	$(BIN)/python -m longdoc.demo
 
-# question answering over long pages (about 20 minutes on two cores: it fine-tunes a reader)
+# question answering over long pages (about 25 minutes on two cores: it fine-tunes a reader)
 demo-qa: $(STAMP)
 	$(BIN)/python -m longdoc.demo_qa
 

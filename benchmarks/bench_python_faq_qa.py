@@ -34,6 +34,13 @@ FIRST_WINDOW = 512
 ROWS = ("longformer", "lsg", "hat", "first-512")
 
 
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else ():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def set_summary(data: Path) -> dict:
     manifest = json.loads((data / "MANIFEST.json").read_text(encoding="utf-8"))
     packages = ", ".join(f"{p['package']} {p['version']}" for p in manifest["source"].get("packages", []))
@@ -115,7 +122,7 @@ def run_row(args) -> dict:
            "train_seconds": train_seconds, "settings": saved.get("question_answering"), "scores": scores,
            "train_command": shlex.join(["longdoc", *command[3:]]),
            "reproduce": "cd " + str(ROOT) + " && " + shlex.join([".venv/bin/python", *sys.argv]),
-           "set": set_summary(data), "cpu": platform.processor() or platform.machine(),
+           "set": set_summary(data), "cpu": cpu_model(),
            "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
     name = f"qa_{args.row}_{length}_{args.epochs}ep_lr{args.learning_rate or 'default'}.json"
     (OUT / name).write_text(json.dumps(row, indent=1), encoding="utf-8")
@@ -131,21 +138,29 @@ def report() -> str:
              "Reproduce each row with its command; `--report` rebuilds this page.", ""]
     if rows:
         lines += [f"- set: {rows[0]['set']['packages']}, checksum {rows[0]['set']['checksum']}",
-                  f"- machine: {rows[0]['cpu']}, {rows[0]['threads']} thread(s); CPU shared with other jobs", ""]
+                  f"- machine: {rows[0]['cpu']} (Zen 4, AVX512-BF16, no AMX), 2 cores, {rows[0]['threads']} thread per run, "
+                  "bf16 autocast in training (the CPU has bf16); two runs at a time, so train seconds are slow", ""]
     lines += ["| row | family | window | epochs | learning rate | negatives kept | dev EM | dev F1 | test EM | test F1 "
               "| train s |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         d, t = r["scores"]["dev"], r["scores"]["test"]
-        lines.append(f"| {r['row']} | {r['family']} | {r['max_length']} | {r['epochs']} | {r['negative_windows']} | "
-                     f"{d['exact_match']:.1f} | {d['f1']:.1f} | {t['exact_match']:.1f} | {t['f1']:.1f} | "
-                     f"{r['train_seconds'] or 0:.0f} |")
+        trained = f"{r['train_seconds']:.0f}" if r["train_seconds"] else "-"
+        lines.append(f"| {r['row']} | {r['family']} | {r['max_length']} | {r['epochs']} | "
+                     f"{r.get('learning_rate') or '3e-05 (default)'} | {r['negative_windows']} | "
+                     f"{d['exact_match']:.1f} | {d['f1']:.1f} | {t['exact_match']:.1f} | {t['f1']:.1f} | {trained} |")
+    tfidf = OUT / "tfidf.json"
+    if tfidf.exists():  # qa_tfidf_baseline.py's rows, no training
+        for method, splits in json.loads(tfidf.read_text())["methods"].items():
+            d, t = splits["dev"]["overall"], splits["test"]["overall"]
+            lines.append(f"| {method} (qa_tfidf_baseline.py) | - | - | - | - | - | {d['exact_match']:.1f} | "
+                         f"{d['f1']:.1f} | {t['exact_match']:.1f} | {t['f1']:.1f} | - |")
     lines += ["", "Test by the MiniLM token where the answer starts (EM / F1, questions):", "",
               "| row | <512 | 512-2048 | 2048-4096 | >=4096 |", "| --- | ---: | ---: | ---: | ---: |"]
     for r in rows:
         cells = [f"{b['exact_match']:.1f} / {b['f1']:.1f} ({b['count']})" if b["count"] else "- (0)"
                  for b in r["scores"]["test"]["by_answer_start"].values()]
         lines.append(f"| {r['row']} ({r['max_length']}, {r['epochs']} ep) | " + " | ".join(cells) + " |")
-    lines += ["", "TF-IDF paragraph retrieval on the same splits: see tfidf.md.", "", "Commands:", ""]
+    lines += ["", "TF-IDF paragraph retrieval by answer position: tfidf.md.", "", "Commands:", ""]
     lines += [f"- {r['row']}: `{r['reproduce']}` (trains with `{r['train_command']}`)" for r in rows]
     text = "\n".join(lines) + "\n"
     (OUT / "qa.md").write_text(text, encoding="utf-8")
