@@ -37,6 +37,9 @@ def run(out: Path, cache_dir: Path | None) -> None:
     from longdoc.logs import show_progress
     from longdoc.training import train
 
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # the steps say what happens
     show_progress()
     step(1, "the Python FAQ question-answering set (python3.11-doc)")
     data = ensure_python_faq(cache_dir=cache_dir)
