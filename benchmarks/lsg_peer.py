@@ -21,17 +21,15 @@ never transformers 5.
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import traceback
 from pathlib import Path
 
 import torch
 
 import harness
+from peer_worker import PeerProcess, WorkerError  # noqa: F401  (WorkerError: bench_lsg catches it)
 
 PEER = "lsg-converter"
 WORKER_TAG = "LSG_WORKER_REPLY "
@@ -199,70 +197,14 @@ def worker_main() -> None:
 # Client side (runs in the benchmark's process)
 
 
-class WorkerError(RuntimeError):
-    pass
-
-
-class PeerWorker:
+class PeerWorker(PeerProcess):
     """lsg-converter in its own interpreter (`python`, that of .venv-lsg), with `family`'s model
     loaded from `checkpoint`; `info` is the load reply. A context manager: closes on exit."""
 
     def __init__(self, python: Path, family: str, checkpoint: Path, threads: int, device: str):
-        if not Path(python).exists():
-            raise WorkerError(f"no lsg-converter python at {python} (`make oracle` builds .venv-lsg; or pass "
-                              f"--lsg-python / set LONGDOC_LSG_ORACLE)")
-        self.argv = [str(python), str(Path(__file__).resolve())]
-        self.load = dict(op="load", family=family, checkpoint=str(checkpoint), threads=threads, device=device)
-        self.start()
-
-    def start(self) -> None:
-        """Starts the worker and loads the checkpoint (again, after `close` or a crash)."""
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
-        env.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        self.stderr = tempfile.TemporaryFile(mode="w+")
-        self.process = subprocess.Popen(self.argv, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=self.stderr, env=env)
-        self.info = self.request(**self.load)
-        if self.info["missing_keys"]:
-            self.close()
-            raise WorkerError(f"lsg-converter did not find these weights in our checkpoint (it would run on "
-                              f"random ones): {self.info['missing_keys']}")
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def request(self, **request) -> dict:
-        """Sends one request and returns its reply; WorkerError if the worker failed or exited."""
-        try:
-            self.process.stdin.write(json.dumps(request) + "\n")
-            self.process.stdin.flush()
-            for line in self.process.stdout:
-                if line.startswith(WORKER_TAG):
-                    reply = json.loads(line[len(WORKER_TAG):])
-                    if "error" in reply:
-                        raise WorkerError(f"lsg-converter worker failed on {request.get('op')}:\n{reply['error']}")
-                    return reply
-        except BrokenPipeError:
-            pass
-        self.process.wait()
-        self.stderr.seek(0)
-        raise WorkerError(f"lsg-converter worker exited ({self.process.returncode}) during {request.get('op')} "
-                          f"{request.get('case', '')}: {self.stderr.read()[-3000:]}")
-
-    def close(self) -> None:
-        if self.alive():
-            try:
-                self.request(op="quit")
-            except WorkerError:
-                pass
-            self.process.wait(timeout=60)
-        self.stderr.close()
-
-    def __enter__(self) -> PeerWorker:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().__init__(python, __file__,
+                         dict(op="load", family=family, checkpoint=str(checkpoint), threads=threads, device=device),
+                         PEER, WORKER_TAG, "`make oracle` builds .venv-lsg; or pass --lsg-python / set LONGDOC_LSG_ORACLE")
 
 
 if __name__ == "__main__":

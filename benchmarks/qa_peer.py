@@ -23,15 +23,13 @@ longdoc, never transformers 5.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
 
 import harness
+from peer_worker import PeerProcess, WorkerError  # noqa: F401  (WorkerError: bench_qa catches it)
 
 PEER = "transformers-4.57"
 WORKER_TAG = "QA_WORKER_REPLY "
@@ -123,63 +121,14 @@ def worker_main() -> None:
 # Client side (runs in the benchmark's process)
 
 
-class WorkerError(RuntimeError):
-    pass
-
-
-class QAPeer:
+class QAPeer(PeerProcess):
     """The 4.57 pipeline in its own interpreter (`python`, that of .venv-qa) with the checkpoint in
     `checkpoint` loaded; `info` is the load reply. A context manager: closes on exit."""
 
     def __init__(self, python: Path, checkpoint: Path, threads: int, clock: str):
-        if not Path(python).exists():
-            raise WorkerError(f"no transformers 4.57 python at {python} (`make oracle` builds .venv-qa; or pass "
-                              f"--qa-python / set LONGDOC_QA_ORACLE)")
-        self.argv = [str(python), str(Path(__file__).resolve())]
-        self.load = dict(op="load", checkpoint=str(checkpoint), threads=threads, clock=clock)
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
-        env.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        self.stderr = tempfile.TemporaryFile(mode="w+")
-        self.process = subprocess.Popen(self.argv, text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=self.stderr, env=env)
-        self.info = self.request(**self.load)
-        if self.info["missing_keys"]:
-            self.close()
-            raise WorkerError(f"transformers 4.57 did not find these weights in our checkpoint (it would run on "
-                              f"random ones): {self.info['missing_keys']}")
-
-    def request(self, **request) -> dict:
-        """Sends one request and returns its reply; WorkerError if the worker failed or exited."""
-        try:
-            self.process.stdin.write(json.dumps(request) + "\n")
-            self.process.stdin.flush()
-            for line in self.process.stdout:
-                if line.startswith(WORKER_TAG):
-                    reply = json.loads(line[len(WORKER_TAG):])
-                    if "error" in reply:
-                        raise WorkerError(f"{PEER} worker failed on {request.get('op')}:\n{reply['error']}")
-                    return reply
-        except BrokenPipeError:
-            pass
-        self.process.wait()
-        self.stderr.seek(0)
-        raise WorkerError(f"{PEER} worker exited ({self.process.returncode}) during {request.get('op')}: "
-                          f"{self.stderr.read()[-3000:]}")
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            try:
-                self.request(op="quit")
-            except WorkerError:
-                pass
-            self.process.wait(timeout=60)
-        self.stderr.close()
-
-    def __enter__(self) -> QAPeer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().__init__(python, __file__, dict(op="load", checkpoint=str(checkpoint), threads=threads, clock=clock),
+                         "transformers 4.57", WORKER_TAG,
+                         "`make oracle` builds .venv-qa; or pass --qa-python / set LONGDOC_QA_ORACLE")
 
 
 if __name__ == "__main__":
