@@ -360,10 +360,8 @@ def planned_window(family, source: str, tokenizer, options: dict) -> tuple[int, 
 def keep_negative_windows(items: list[dict], share: float | None, seed: int) -> list[dict]:
     """The training windows with only `share` of those without their answer (start at CLS), drawn with `seed`;
     every window that holds its answer is kept."""
-    if share is None or share >= 1:
+    if share is None or share >= 1:  # its range is checked with the other options, before any model is built
         return items
-    if not 0 <= share < 1:
-        raise ValueError(f"--negative-windows {share}: give the share of answerless windows to keep, from 0 to 1")
     import random
 
     negatives = [i for i, item in enumerate(items) if item["start_positions"] == 0]
