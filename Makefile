@@ -20,7 +20,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e ".[dev,demo,bench,summarization]"
+	$(BIN)/pip install -q -e ".[dev,demo,bench,summarization,tune]"
 	touch $(STAMP)
 
 $(ORACLE_STAMP):

@@ -21,6 +21,14 @@ def add_train_command(subparsers) -> None:
         '--task sentences trains one label per sentence from lines like {"sentences": ["...", ...], "label": '
         '["...", ...]} (--family hat; the dev macro-F1 is over sentences).',
     )
+    add_training_arguments(parser)
+    parser.set_defaults(run=run_train)
+
+
+def add_training_arguments(parser, data_files: bool = True) -> None:
+    """What a training takes: the task, family and checkpoint, the data files (`data_files`: --train,
+    --validation, --output; `cv` and `search` name their own), the hyper-parameters, every task's
+    settings and the loop's (shared by `train`, `cv` and `search`)."""
     tasks = list(TASKS.values())
     parser.add_argument("--task", default="classification", choices=[n for t in tasks for n in (t.name, *t.aliases)],
                         help="what to train (" + "; ".join(f"{t.name}: {t.description}" for t in tasks) + ")")
@@ -30,16 +38,50 @@ def add_train_command(subparsers) -> None:
                         help=f"(default: {defaults}) " + "; ".join(f"{name}: {spec.description}"
                                                                   for name, spec in FAMILIES.items()))
     parser.add_argument("--model", required=True, metavar="SRC", help="checkpoint folder (or hub id) to start from")
-    parser.add_argument("--train", required=True, metavar="FILE", help="training data (.jsonl or .csv)")
-    parser.add_argument("--validation", required=True, metavar="FILE", help="dev data, to pick the best epoch")
-    parser.add_argument("--output", required=True, metavar="MODEL_DIR", help="folder for the trained model")
+    if data_files:
+        parser.add_argument("--train", required=True, metavar="FILE", help="training data (.jsonl or .csv)")
+        parser.add_argument("--validation", required=True, metavar="FILE", help="dev data, to pick the best epoch")
+        parser.add_argument("--output", required=True, metavar="MODEL_DIR", help="folder for the trained model")
     parser.add_argument("--epochs", type=int, metavar="N", help="training epochs (default: the family's)")
     parser.add_argument("--learning-rate", type=float, metavar="X", help="peak learning rate (default: the family's)")
     parser.add_argument("--batch-size", type=int, metavar="N", help="documents per step (default: the family's)")
     parser.add_argument("--seed", type=int, default=42, metavar="N")
+    add_loop_arguments(parser)
     for task in tasks:
         task.add_arguments("train", parser)
-    parser.set_defaults(run=run_train)
+
+
+def add_loop_arguments(parser) -> None:
+    loop = parser.add_argument_group("training loop (every task and family)")
+    loop.add_argument("--gradient-accumulation-steps", type=int, metavar="N",
+                      help="steps whose gradients add up before each update (default 1)")
+    loop.add_argument("--warmup-ratio", type=float, metavar="X", help="share of the steps warming the learning rate "
+                      "up (default: the task's, 0.1 mostly)")
+    loop.add_argument("--weight-decay", type=float, metavar="X", help="AdamW weight decay (default: the family's)")
+    loop.add_argument("--max-steps", type=int, metavar="N", help="stop after N optimizer steps (the last stage), "
+                      "evaluating then")
+    loop.add_argument("--early-stopping-patience", type=int, metavar="N",
+                      help="stop a stage after N dev evaluations in a row without a better score")
+    loop.add_argument("--bf16", action="store_true", default=None,
+                      help="bfloat16 mixed precision (default: on where the hardware runs it fast)")
+    loop.add_argument("--fp16", action="store_true", default=None, help="float16 mixed precision (CUDA GPUs)")
+    loop.add_argument("--save-steps", type=int, metavar="N",
+                      help="write a resumable checkpoint every N steps (default: every epoch)")
+    loop.add_argument("--save-total-limit", type=int, metavar="N", help="checkpoints kept (default 2)")
+    loop.add_argument("--resume", action="store_true", default=None,
+                      help="continue an interrupted run from its last checkpoint (same options)")
+
+
+LOOP_FLAGS = ("gradient_accumulation_steps", "warmup_ratio", "weight_decay", "max_steps", "early_stopping_patience",
+              "bf16", "fp16", "save_steps", "save_total_limit", "resume")
+
+
+def training_call(args, out) -> tuple:
+    """(task, keyword arguments of `longdoc.training.train` less the files) that the parsed arguments give."""
+    task = get_task(args.task).command_task(args, out)
+    options = task.training_options(args)
+    options.update({name: getattr(args, name) for name in LOOP_FLAGS if getattr(args, name, None) is not None})
+    return task, dict(model=args.model, family=args.family, seed=args.seed, **options)
 
 
 def add_evaluate_command(subparsers) -> None:
@@ -97,10 +139,9 @@ def run_train(args) -> int:
     from ..training.train import train
 
     out = ConsoleOutput()
-    task = get_task(args.task).command_task(args, out)
+    task, options = training_call(args, out)
     try:
-        result = train(task.name, args.train, args.validation, args.output, model=args.model, family=args.family,
-                       seed=args.seed, **task.training_options(args))
+        result = train(task.name, args.train, args.validation, args.output, **options)
     except KeyboardInterrupt:
         return 130
     if result.best_epoch is None:

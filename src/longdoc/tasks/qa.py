@@ -232,8 +232,6 @@ class QuestionAnsweringTask(Task):
         if command == "train":
             group = parser.add_argument_group("question answering (--task question-answering)")
             add_window_arguments(group, "train")  # the LSG and HAT flags are the classification task's
-            add_option(group, "--gradient-accumulation-steps", type=int, metavar="N",
-                       help="steps whose gradients add up before each update (default 1)")
             add_option(group, "--no-gradient-checkpointing", dest="no_gradient_checkpointing", action="store_true",
                        help="question answering: keep activations instead of recomputing them in the backward pass "
                        "(faster, more memory; checkpointing is on by default)")
@@ -258,7 +256,7 @@ class QuestionAnsweringTask(Task):
         options = {"epochs": args.epochs, "learning_rate": args.learning_rate, "batch_size": args.batch_size,
                    **{name: getattr(args, name) for name in SETTINGS if hasattr(args, name)}}
         options["gradient_checkpointing"] = not args.no_gradient_checkpointing
-        options.pop("bf16", None)  # the hardware decides (runtime.bf16_autocast_default)
+        options["bf16"] = args.bf16  # None (not given): the hardware decides (runtime.bf16_autocast_default)
         return options
 
     def run(self, command, args, out):

@@ -67,7 +67,10 @@ class SummarizationTask(Task):
                                 weight_decay=options.get("weight_decay", DEFAULT_SETTINGS["weight_decay"]))
 
     def settings(self, run) -> dict:
-        return {**DEFAULT_SETTINGS, **{k: v for k, v in run.options.items() if v is not None}}
+        settings = {**DEFAULT_SETTINGS, **{k: v for k, v in run.options.items() if v is not None}}
+        if run.options.get("precision") is None:  # the loop's --bf16 / --fp16 say it too
+            settings["precision"] = "bf16" if run.options.get("bf16") else "fp16" if run.options.get("fp16") else "fp32"
+        return settings
 
     def features(self, run, examples, split):
         """Token ids of each pair's text (cut to max_source_length) and of its summary (the labels)."""
@@ -140,9 +143,8 @@ class SummarizationTask(Task):
         if command == "train":
             group = parser.add_argument_group("summarization (--task summarization)")
             group.add_argument("--summary-column", default="summary", metavar="NAME", help="field holding the summary")
-            group.add_argument("--gradient-accumulation-steps", type=int, default=1, metavar="N")
-            group.add_argument("--warmup-ratio", type=float, default=0.1, metavar="X", help="share of steps warming up")
-            group.add_argument("--precision", choices=list(PRECISIONS), default="fp32")
+            group.add_argument("--precision", choices=list(PRECISIONS),
+                               help="fp32 (default), or bf16 / fp16 (the same as --bf16 / --fp16)")
             group.add_argument("--max-source-length", type=int, metavar="N", help="document tokens read (default: all)")
             group.add_argument("--max-target-length", type=int, default=64, metavar="N", help="summary tokens")
             group.add_argument("--num-beams", type=int, default=4, metavar="N", help="beam width of the dev evaluation")

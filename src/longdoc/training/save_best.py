@@ -88,10 +88,11 @@ class SaveBest(TrainerCallback):
     (default: lower is better for a loss, higher for any other score).
 
     `describe(record, metric)` words a record's scores for the log line (default: the metric alone);
-    `stage` names the training stage the next records belong to."""
+    `stage` names the training stage the next records belong to. With `patience`, a stage stops once
+    that many evaluations in a row have not improved on the best of the run (early stopping)."""
 
     def __init__(self, output: str | os.PathLike, tokenizer, metric: str, greater_is_better: bool | None = None,
-                 describe=None):
+                 describe=None, patience: int | None = None):
         self.output, self.tokenizer = Path(output), tokenizer
         self.metric = metric
         self.greater_is_better = not metric.endswith("loss") if greater_is_better is None else greater_is_better
@@ -100,6 +101,8 @@ class SaveBest(TrainerCallback):
         self.best: dict | None = None  # the record of the saved model
         self.history: list[dict] = []
         self.losses: list[float] = []  # training losses logged since the last evaluation
+        self.patience = patience
+        self.waited = 0  # evaluations of this stage since the best one
 
     @property
     def best_score(self) -> float | None:
@@ -134,6 +137,9 @@ class SaveBest(TrainerCallback):
         if is_main_process():
             save_model_folder(model, self.tokenizer, self.output)
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.waited = 0  # each stage has its own patience
+
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:
             self.losses.append(float(logs["loss"]))
@@ -164,6 +170,11 @@ class SaveBest(TrainerCallback):
             if state.is_world_process_zero:
                 save_model_folder(model, self.tokenizer, self.output)
         self.report(record, improved)
+        self.waited = 0 if improved else self.waited + 1
+        if self.patience is not None and self.waited >= self.patience and not control.should_training_stop:
+            control.should_training_stop = True
+            logger.info("early stopping: %d evaluation%s without improvement", self.waited,
+                        "" if self.waited == 1 else "s")
 
 
 def stage_prefix(stage: str | None) -> str:

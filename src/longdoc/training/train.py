@@ -23,7 +23,7 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer, TrainingArguments, set_seed
@@ -35,6 +35,7 @@ from ..logs import quiet_trainer
 from ..runtime import default_device, is_main_process
 from ..tasks import Stage, TrainingRun, get_task
 from ..tasks.base import check_positive
+from .loop_settings import LoopSettings
 from .save_best import SaveBest, stage_prefix
 
 logger = logging.getLogger(__name__)
@@ -94,7 +95,11 @@ def train(
     chosen.check_options(handler, options)
     data = chosen.read_training_data(train, validation, options)
     chosen.check_data(handler, str(model), data, options)
+    device = default_device()
+    loop = LoopSettings.from_options(options, device)
     defaults = chosen.defaults(handler, options)
+    given = {name: getattr(loop, name) for name in ("warmup_ratio", "weight_decay") if getattr(loop, name) is not None}
+    defaults = replace(defaults, **given)  # what the tasks' stages and optimizers read
     epochs = defaults.epochs if epochs is None else epochs
     learning_rate = defaults.learning_rate if learning_rate is None else learning_rate
     batch_size = defaults.batch_size if batch_size is None else batch_size
@@ -104,23 +109,26 @@ def train(
     set_seed(seed)
 
     with tempfile.TemporaryDirectory(prefix="longdoc-train-") as work_dir:
-        run = TrainingRun(chosen, handler, str(model), data, options, output, work_dir, default_device(), seed,
+        run = TrainingRun(chosen, handler, str(model), data, options, output, work_dir, device, seed,
                           epochs, learning_rate, batch_size, defaults, metric=defaults.select_metric,
                           greater_is_better=defaults.select_metric != "loss")
         run.model, run.tokenizer = chosen.build(run)
         run.model.to(run.device)
-        save_best = SaveBest(output, run.tokenizer, run.metric, run.greater_is_better, describe=chosen.describe_scores)
+        save_best = SaveBest(output, run.tokenizer, run.metric, run.greater_is_better, describe=chosen.describe_scores,
+                             patience=loop.early_stopping_patience)
         interrupted, finished = False, {}
         try:
-            for stage in chosen.stages(run):
+            stages = chosen.stages(run)
+            for number, stage in enumerate(stages, 1):
                 save_best.stage = stage.name
                 if stage.announce:
                     logger.info(stage.announce)
+                last = number == len(stages)
                 if stage.context is None:
-                    fit(stage, run, save_best)
+                    fit(stage, run, save_best, loop, last)
                 else:
                     with stage.context():
-                        fit(stage, run, save_best)
+                        fit(stage, run, save_best, loop, last)
                 if stage.after is not None:
                     stage.after(save_best)
         except KeyboardInterrupt:
@@ -155,8 +163,10 @@ def check_output(output: Path) -> None:
         raise ValueError(f"--output {output} holds files that are not a model; give a new or empty folder")
 
 
-def fit(stage: Stage, run: TrainingRun, save_best: SaveBest) -> None:
-    """One stage: a Trainer over its items, evaluating after each epoch, SaveBest keeping the best."""
+def fit(stage: Stage, run: TrainingRun, save_best: SaveBest, loop: LoopSettings | None = None,
+        last: bool = True) -> None:
+    """One stage: a Trainer over its items, evaluating after each epoch, SaveBest keeping the best;
+    the loop's settings (accumulation, max steps, fp16...) over the stage's own."""
     generate = stage.generation is not None
     arguments = dict(
         output_dir=os.path.join(run.work_dir, "trainer"),
@@ -175,6 +185,7 @@ def fit(stage: Stage, run: TrainingRun, save_best: SaveBest) -> None:
         use_cpu=run.device == "cpu",
         **stage.arguments,
     )
+    arguments = (loop or LoopSettings()).apply(arguments, last)
     if generate:
         arguments.update(predict_with_generate=True, generation_num_beams=stage.generation.get("num_beams"),
                          generation_max_length=stage.generation.get("max_length"))
