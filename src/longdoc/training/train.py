@@ -168,6 +168,27 @@ def fit(stage: Stage, run: TrainingRun, save_best: SaveBest, loop: LoopSettings 
     """One stage: a Trainer over its items, evaluating after each epoch, SaveBest keeping the best;
     the loop's settings (accumulation, max steps, fp16...) over the stage's own."""
     generate = stage.generation is not None
+    arguments = trainer_arguments(stage, run, loop, last)
+    trainer_class = Seq2SeqTrainer if generate else (LengthGroupedTrainer if stage.lengths else Trainer)
+    extra = {"lengths": stage.lengths} if trainer_class is LengthGroupedTrainer else {}
+    trainer = trainer_class(
+        model=run.model,
+        args=(Seq2SeqTrainingArguments if generate else TrainingArguments)(**arguments),
+        train_dataset=stage.train_items,
+        eval_dataset=stage.dev_items,
+        data_collator=stage.collator,
+        compute_metrics=stage.compute_metrics,
+        optimizers=(stage.optimizer(run.model) if stage.optimizer else None, None),
+        callbacks=[save_best],
+        processing_class=run.tokenizer if generate else None,
+        **extra,
+    )
+    quiet_trainer(trainer)
+    trainer.train()
+
+
+def trainer_arguments(stage: Stage, run: TrainingRun, loop: LoopSettings | None = None, last: bool = True) -> dict:
+    """The TrainingArguments fields of one stage: the stage's, then the loop's settings over them."""
     arguments = dict(
         output_dir=os.path.join(run.work_dir, "trainer"),
         num_train_epochs=stage.epochs,
@@ -186,25 +207,10 @@ def fit(stage: Stage, run: TrainingRun, save_best: SaveBest, loop: LoopSettings 
         **stage.arguments,
     )
     arguments = (loop or LoopSettings()).apply(arguments, last)
-    if generate:
+    if stage.generation is not None:
         arguments.update(predict_with_generate=True, generation_num_beams=stage.generation.get("num_beams"),
                          generation_max_length=stage.generation.get("max_length"))
-    trainer_class = Seq2SeqTrainer if generate else (LengthGroupedTrainer if stage.lengths else Trainer)
-    extra = {"lengths": stage.lengths} if trainer_class is LengthGroupedTrainer else {}
-    trainer = trainer_class(
-        model=run.model,
-        args=(Seq2SeqTrainingArguments if generate else TrainingArguments)(**arguments),
-        train_dataset=stage.train_items,
-        eval_dataset=stage.dev_items,
-        data_collator=stage.collator,
-        compute_metrics=stage.compute_metrics,
-        optimizers=(stage.optimizer(run.model) if stage.optimizer else None, None),
-        callbacks=[save_best],
-        processing_class=run.tokenizer if generate else None,
-        **extra,
-    )
-    quiet_trainer(trainer)
-    trainer.train()
+    return arguments
 
 
 class LengthGroupedTrainer(Trainer):
