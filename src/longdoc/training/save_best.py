@@ -89,10 +89,12 @@ class SaveBest(TrainerCallback):
 
     `describe(record, metric)` words a record's scores for the log line (default: the metric alone);
     `stage` names the training stage the next records belong to. With `patience`, a stage stops once
-    that many evaluations in a row have not improved on the best of the run (early stopping)."""
+    that many evaluations in a row have not improved on the best of the run (early stopping).
+    `on_evaluation(record)`, when given, sees each record after it is handled; a true answer stops
+    training (`stopped` is then set: a hyper-parameter search prunes a trial this way)."""
 
     def __init__(self, output: str | os.PathLike, tokenizer, metric: str, greater_is_better: bool | None = None,
-                 describe=None, patience: int | None = None):
+                 describe=None, patience: int | None = None, on_evaluation=None):
         self.output, self.tokenizer = Path(output), tokenizer
         self.metric = metric
         self.greater_is_better = not metric.endswith("loss") if greater_is_better is None else greater_is_better
@@ -103,6 +105,8 @@ class SaveBest(TrainerCallback):
         self.losses: list[float] = []  # training losses logged since the last evaluation
         self.patience = patience
         self.waited = 0  # evaluations of this stage since the best one
+        self.on_evaluation = on_evaluation
+        self.stopped = False  # on_evaluation asked to stop
 
     @property
     def best_score(self) -> float | None:
@@ -175,6 +179,8 @@ class SaveBest(TrainerCallback):
             control.should_training_stop = True
             logger.info("early stopping: %d evaluation%s without improvement", self.waited,
                         "" if self.waited == 1 else "s")
+        if self.on_evaluation is not None and self.on_evaluation(record):
+            self.stopped = control.should_training_stop = True
 
 
 def stage_prefix(stage: str | None) -> str:

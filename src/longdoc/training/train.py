@@ -115,7 +115,8 @@ def train(
         run.model, run.tokenizer = chosen.build(run)
         run.model.to(run.device)
         save_best = SaveBest(output, run.tokenizer, run.metric, run.greater_is_better, describe=chosen.describe_scores,
-                             patience=loop.early_stopping_patience)
+                             patience=loop.early_stopping_patience,
+                             on_evaluation=options.get("on_evaluation"))  # a search's pruning hook
         interrupted, finished = False, {}
         try:
             stages = chosen.stages(run)
@@ -129,6 +130,8 @@ def train(
                 else:
                     with stage.context():
                         fit(stage, run, save_best, loop, last)
+                if save_best.stopped:  # the evaluation hook stopped training: no later stage
+                    break
                 if stage.after is not None:
                     stage.after(save_best)
         except KeyboardInterrupt:
@@ -136,7 +139,7 @@ def train(
             where = (f"the checkpoint of {save_best.best_when()} is intact at {output}"
                      if save_best.best is not None else "no checkpoint was saved yet")
             logger.warning(f"interrupted: {where}")
-        if not interrupted and save_best.best is not None:
+        if not interrupted and not save_best.stopped and save_best.best is not None:
             finished = chosen.finish(run, save_best)
     fields = dict(output=str(output), family=family_name, best_epoch=save_best.best_epoch,
                   dev_metrics=save_best.best_metrics, seconds=time.perf_counter() - start, history=save_best.history,
