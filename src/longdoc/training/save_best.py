@@ -82,6 +82,20 @@ def _swap_in(staging: Path, output: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def recover_swap(output: str | os.PathLike) -> None:
+    """After a process died mid-swap (SIGKILL cannot be held back): put the previous model back if
+    `output` is missing, and delete the leftover staging and old folders."""
+    output = Path(output)
+    if not output.parent.is_dir():
+        return
+    olds = sorted(output.parent.glob(f".{output.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if olds and not output.exists():
+        logger.warning("putting back %s: the process writing a new model there died between two renames", output)
+        os.replace(olds.pop(), output)
+    for leftover in [*olds, *output.parent.glob(f".{output.name}.saving-*")]:
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 class SaveBest(TrainerCallback):
     """After each evaluation: record the scores, and save the model to `output` when `metric`
     improved (strictly: the first of equal scores is kept) in the direction `greater_is_better`
@@ -143,6 +157,16 @@ class SaveBest(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.waited = 0  # each stage has its own patience
+
+    def checkpoint_state(self) -> dict:
+        """What a resumed run needs to go on as if never stopped (kept in each Trainer checkpoint)."""
+        return {"stage": self.stage, "best": self.best, "history": self.history, "losses": self.losses,
+                "waited": self.waited}
+
+    def restore(self, state: dict) -> None:
+        """Back to a `checkpoint_state` (the model it names as best is the one in `output`)."""
+        self.stage, self.best, self.history = state["stage"], state["best"], state["history"]
+        self.losses, self.waited = state["losses"], state["waited"]
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs and "loss" in logs:

@@ -26,6 +26,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import torch
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, Trainer, TrainingArguments, set_seed
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import IntervalStrategy
@@ -35,6 +36,7 @@ from ..logs import quiet_trainer
 from ..runtime import default_device, is_main_process
 from ..tasks import Stage, TrainingRun, get_task
 from ..tasks.base import check_positive
+from .checkpoints import CheckpointState, RunCheckpoints, StageCheckpoints, checkpoint_arguments, run_fingerprint
 from .loop_settings import LoopSettings
 from .save_best import SaveBest, stage_prefix
 
@@ -106,6 +108,13 @@ def train(
     check_positive(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size)
     output = Path(output)
     check_output(output)
+    checkpoints = None  # Trainer checkpoints to resume from (beside `output`), unless told to write none
+    if loop.checkpoints:
+        fingerprint = run_fingerprint(chosen.name, family_name, model, train, validation, epochs, learning_rate,
+                                      batch_size, seed, options)
+        checkpoints = RunCheckpoints.start(output, fingerprint, loop.resume)
+    elif loop.resume:
+        raise ValueError("--resume needs checkpoints, and this run was told to write none (checkpoints=False)")
     set_seed(seed)
 
     with tempfile.TemporaryDirectory(prefix="longdoc-train-") as work_dir:
@@ -121,15 +130,18 @@ def train(
         try:
             stages = chosen.stages(run)
             for number, stage in enumerate(stages, 1):
+                stage_checkpoints = checkpoints.stage(number, stage.name) if checkpoints else None
+                if stage_checkpoints is not None and stage_checkpoints.skip:
+                    continue  # over before the checkpoint this run resumes from
                 save_best.stage = stage.name
                 if stage.announce:
                     logger.info(stage.announce)
                 last = number == len(stages)
                 if stage.context is None:
-                    fit(stage, run, save_best, loop, last)
+                    fit(stage, run, save_best, loop, last, stage_checkpoints)
                 else:
                     with stage.context():
-                        fit(stage, run, save_best, loop, last)
+                        fit(stage, run, save_best, loop, last, stage_checkpoints)
                 if save_best.stopped:  # the evaluation hook stopped training: no later stage
                     break
                 if stage.after is not None:
@@ -138,7 +150,8 @@ def train(
             interrupted = True
             where = (f"the checkpoint of {save_best.best_when()} is intact at {output}"
                      if save_best.best is not None else "no checkpoint was saved yet")
-            logger.warning(f"interrupted: {where}")
+            resume = f"; --resume goes on from the last checkpoint in {checkpoints.folder}" if checkpoints else ""
+            logger.warning(f"interrupted: {where}{resume}")
         if not interrupted and not save_best.stopped and save_best.best is not None:
             finished = chosen.finish(run, save_best)
     fields = dict(output=str(output), family=family_name, best_epoch=save_best.best_epoch,
@@ -152,6 +165,8 @@ def train(
         (output / TRAINING_REPORT).write_text(json.dumps(report, indent=1, default=str))
     if interrupted:
         raise KeyboardInterrupt
+    if checkpoints is not None:
+        checkpoints.remove()  # the run is over: its model is in `output`
     return result
 
 
@@ -167,11 +182,15 @@ def check_output(output: Path) -> None:
 
 
 def fit(stage: Stage, run: TrainingRun, save_best: SaveBest, loop: LoopSettings | None = None,
-        last: bool = True) -> None:
+        last: bool = True, checkpoints: StageCheckpoints | None = None) -> None:
     """One stage: a Trainer over its items, evaluating after each epoch, SaveBest keeping the best;
-    the loop's settings (accumulation, max steps, fp16...) over the stage's own."""
+    the loop's settings (accumulation, max steps, fp16...) over the stage's own. With `checkpoints`,
+    the Trainer writes resumable checkpoints into their folder, going on from `resume_from`."""
+    if checkpoints is not None and checkpoints.finished:
+        save_best.restore(checkpoints.state["save_best"])  # the stage was over: nothing left to train
+        return
     generate = stage.generation is not None
-    arguments = trainer_arguments(stage, run, loop, last)
+    arguments = trainer_arguments(stage, run, loop, last, checkpoints.folder if checkpoints else None)
     trainer_class = Seq2SeqTrainer if generate else (LengthGroupedTrainer if stage.lengths else Trainer)
     extra = {"lengths": stage.lengths} if trainer_class is LengthGroupedTrainer else {}
     trainer = trainer_class(
@@ -182,16 +201,19 @@ def fit(stage: Stage, run: TrainingRun, save_best: SaveBest, loop: LoopSettings 
         data_collator=stage.collator,
         compute_metrics=stage.compute_metrics,
         optimizers=(stage.optimizer(run.model) if stage.optimizer else None, None),
-        callbacks=[save_best],
+        callbacks=[save_best] if checkpoints is None else [save_best, CheckpointState(save_best, checkpoints.state)],
         processing_class=run.tokenizer if generate else None,
         **extra,
     )
     quiet_trainer(trainer)
-    trainer.train()
+    resume_from = checkpoints.resume_from if checkpoints else None
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
 
 
-def trainer_arguments(stage: Stage, run: TrainingRun, loop: LoopSettings | None = None, last: bool = True) -> dict:
-    """The TrainingArguments fields of one stage: the stage's, then the loop's settings over them."""
+def trainer_arguments(stage: Stage, run: TrainingRun, loop: LoopSettings | None = None, last: bool = True,
+                      checkpoint_dir: Path | None = None) -> dict:
+    """The TrainingArguments fields of one stage: the stage's, then the loop's settings over them;
+    with `checkpoint_dir`, resumable checkpoints written there."""
     arguments = dict(
         output_dir=os.path.join(run.work_dir, "trainer"),
         num_train_epochs=stage.epochs,
@@ -210,6 +232,8 @@ def trainer_arguments(stage: Stage, run: TrainingRun, loop: LoopSettings | None 
         **stage.arguments,
     )
     arguments = (loop or LoopSettings()).apply(arguments, last)
+    if checkpoint_dir is not None:
+        arguments.update(checkpoint_arguments(loop or LoopSettings(), checkpoint_dir))
     if stage.generation is not None:
         arguments.update(predict_with_generate=True, generation_num_beams=stage.generation.get("num_beams"),
                          generation_max_length=stage.generation.get("max_length"))
@@ -226,7 +250,20 @@ class LengthGroupedTrainer(Trainer):
 
     def _get_train_sampler(self, *args, **kwargs):
         batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
-        return LengthGroupedSampler(batch, lengths=self.item_lengths)
+        return EpochSeededLengthGroupedSampler(batch, self.item_lengths, self.args.data_seed or self.args.seed)
+
+
+class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+    """LengthGroupedSampler whose shuffle depends on the seed and the epoch alone (the Trainer calls
+    `set_epoch`), not on the global RNG: a run resumed mid-epoch sees the batches the interrupted one saw."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int):
+        super().__init__(batch_size, lengths=lengths)
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator = torch.Generator().manual_seed(self.seed + epoch)
 
 
 # --- the entry points of each task, with their settings spelled out ----------------------------------
