@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -18,7 +19,7 @@ from safetensors.torch import load_file
 
 from longdoc.cli import main
 from longdoc.training import train
-from longdoc.training.checkpoints import RUN_FILE, STATE_FILE, checkpoint_folder, differences
+from longdoc.training.checkpoints import RUN_FILE, STATE_FILE, CheckpointState, checkpoint_folder, differences
 from longdoc.training.save_best import SaveBest, recover_swap
 
 from tiny_checkpoints import tiny_bert, write_documents
@@ -213,3 +214,26 @@ def test_a_model_swap_killed_after_its_renames_leaves_the_new_model(tmp_path):
 def test_differences_show_old_and_new():
     old = {"epochs": 3, "options": {"freeze_encoder": True}}
     assert differences(old, {"epochs": 4, "options": {}}) == ["--epochs: 3 -> 4", "--freeze-encoder: true -> not given"]
+
+
+# --- SaveBest's state in each checkpoint ----------------------------------------------------------------
+
+
+def test_each_checkpoint_gets_savebests_state_and_the_last_complete_ones_are_kept(tmp_path):
+    saver = SaveBest(tmp_path / "model", None, metric="loss", patience=3)
+    saver.best, saver.history, saver.waited = {"epoch": 1.0, "loss": 0.5}, [{"epoch": 1.0, "loss": 0.5}], 2
+    callback = CheckpointState(saver, keep=2)
+    (tmp_path / "checkpoint-9").mkdir()  # one the process died writing: not counted, not deleted
+    for step in (3, 6, 8):
+        (tmp_path / f"checkpoint-{step}").mkdir()  # as the Trainer has just written it
+        state = SimpleNamespace(is_world_process_zero=True, global_step=step, max_steps=8)
+        callback.on_save(SimpleNamespace(output_dir=str(tmp_path)), state, SimpleNamespace(should_training_stop=False))
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-6", "checkpoint-8", "checkpoint-9"]
+    written = json.loads((tmp_path / "checkpoint-8" / STATE_FILE).read_text())
+    assert written["finished"] is True and not json.loads((tmp_path / "checkpoint-6" / STATE_FILE).read_text())["finished"]
+
+    resumed = SaveBest(tmp_path / "model", None, metric="loss", patience=3)
+    restoring = CheckpointState(resumed, restore=written)
+    resumed.on_train_begin(None, None, None)  # a new stage's patience starts over...
+    restoring.on_train_begin(None, None, None)  # ...a resumed one's does not
+    assert resumed.waited == 2 and resumed.best == saver.best and resumed.history == saver.history

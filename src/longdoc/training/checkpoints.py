@@ -236,18 +236,20 @@ class RunCheckpoints:
 
 
 def checkpoint_arguments(loop: LoopSettings, folder: Path) -> dict:
-    """The TrainingArguments fields that make a stage's Trainer write checkpoints into `folder`."""
+    """The TrainingArguments fields that make a stage's Trainer write checkpoints into `folder`. It
+    deletes none itself (it would, before CheckpointState completes the new one): CheckpointState does."""
     every = dict(save_strategy=IntervalStrategy.STEPS, save_steps=loop.save_steps) if loop.save_steps else \
         dict(save_strategy=IntervalStrategy.EPOCH)
-    return dict(output_dir=str(folder), save_total_limit=loop.save_total_limit, **every)
+    return dict(output_dir=str(folder), save_total_limit=None, **every)
 
 
 class CheckpointState(TrainerCallback):
-    """Adds SaveBest's state to each checkpoint the Trainer writes, and puts it back on resume (after
-    SaveBest's own on_train_begin, which would start its patience over). List it after SaveBest."""
+    """Adds SaveBest's state to each checkpoint the Trainer writes, then keeps the last `keep` complete
+    ones; puts the state back on resume (after SaveBest's own on_train_begin, which would start its
+    patience over). List it after SaveBest."""
 
-    def __init__(self, save_best, restore: dict | None = None):
-        self.save_best, self.restore = save_best, restore
+    def __init__(self, save_best, restore: dict | None = None, keep: int = 2):
+        self.save_best, self.restore, self.keep = save_best, restore, keep
 
     def on_train_begin(self, args, state, control, **kwargs):
         if self.restore is not None:
@@ -261,6 +263,10 @@ class CheckpointState(TrainerCallback):
         finished = bool(control.should_training_stop) or state.global_step >= state.max_steps
         write_json(checkpoint / STATE_FILE, {"global_step": state.global_step, "finished": finished,
                                              "save_best": self.save_best.checkpoint_state()})
+        complete = sorted((int(found.parent.name.rpartition("-")[2]), found.parent)
+                          for found in Path(args.output_dir).glob(f"{PREFIX_CHECKPOINT_DIR}-*/{STATE_FILE}"))
+        for _, older in complete[:-self.keep]:
+            shutil.rmtree(older, ignore_errors=True)
 
 
 def write_json(path: Path, value) -> None:

@@ -191,6 +191,10 @@ def fit(stage: Stage, run: TrainingRun, save_best: SaveBest, loop: LoopSettings 
         return
     generate = stage.generation is not None
     arguments = trainer_arguments(stage, run, loop, last, checkpoints.folder if checkpoints else None)
+    callbacks = [save_best]
+    if checkpoints is not None:
+        keep = (loop or LoopSettings()).save_total_limit
+        callbacks.append(CheckpointState(save_best, checkpoints.state, keep))  # after SaveBest: see its docs
     trainer_class = Seq2SeqTrainer if generate else (LengthGroupedTrainer if stage.lengths else Trainer)
     extra = {"lengths": stage.lengths} if trainer_class is LengthGroupedTrainer else {}
     trainer = trainer_class(
@@ -201,7 +205,7 @@ def fit(stage: Stage, run: TrainingRun, save_best: SaveBest, loop: LoopSettings 
         data_collator=stage.collator,
         compute_metrics=stage.compute_metrics,
         optimizers=(stage.optimizer(run.model) if stage.optimizer else None, None),
-        callbacks=[save_best] if checkpoints is None else [save_best, CheckpointState(save_best, checkpoints.state)],
+        callbacks=callbacks,
         processing_class=run.tokenizer if generate else None,
         **extra,
     )
