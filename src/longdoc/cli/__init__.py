@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line `argv` (default: sys.argv[1:]); returns the exit status."""
     args = build_parser().parse_args(argv)
+    args.command_line = sys.argv[1:] if argv is None else list(argv)  # what --nproc-per-node starts again
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # our own lines say what happens

@@ -70,6 +70,14 @@ def add_loop_arguments(parser) -> None:
     loop.add_argument("--save-total-limit", type=int, metavar="N", help="checkpoints kept (default 2)")
     loop.add_argument("--resume", action="store_true", default=None,
                       help="continue an interrupted run from its last checkpoint (same options)")
+    loop.add_argument("--nproc-per-node", type=int, metavar="N", help="train as N processes on this machine "
+                      "(DDP through torchrun: gloo on CPU, one process per GPU with NCCL); --batch-size is per process")
+    loop.add_argument("--nnodes", type=int, metavar="M", help="machines in the run (the same command on each, with "
+                      "its --node-rank; see docs/distributed.md)")
+    loop.add_argument("--node-rank", type=int, metavar="R", help="this machine's number, 0 to M-1")
+    loop.add_argument("--master-addr", metavar="HOST", help="address of the machine with --node-rank 0")
+    loop.add_argument("--master-port", type=int, metavar="PORT", help="its free port (default: any free one on one "
+                      "machine, 29500 across machines)")
 
 
 LOOP_FLAGS = ("gradient_accumulation_steps", "warmup_ratio", "weight_decay", "max_steps", "early_stopping_patience",
@@ -136,8 +144,12 @@ class ConsoleOutput:
 
 
 def run_train(args) -> int:
+    from ..training.launch import relaunch_if_asked
     from ..training.train import train
 
+    code = relaunch_if_asked(args, getattr(args, "command_line", sys.argv[1:]))  # --nproc-per-node: torchrun
+    if code is not None:
+        return code
     out = ConsoleOutput()
     task, options = training_call(args, out)
     try:
@@ -147,6 +159,9 @@ def run_train(args) -> int:
     if result.best_epoch is None:
         out.note("no model was saved: the dev set gave no score")
         return 1
-    for line in task.training_summary(result):
-        out.print(line)
+    from ..runtime import is_main_process
+
+    if is_main_process():  # one summary for a distributed run
+        for line in task.training_summary(result):
+            out.print(line)
     return 0

@@ -36,6 +36,7 @@ from ..logs import quiet_trainer
 from ..runtime import default_device, is_main_process
 from ..tasks import Stage, TrainingRun, get_task
 from ..tasks.base import check_positive
+from . import distributed
 from .checkpoints import CheckpointState, RunCheckpoints, StageCheckpoints, checkpoint_arguments, run_fingerprint
 from .loop_settings import LoopSettings
 from .save_best import SaveBest, stage_prefix
@@ -115,20 +116,27 @@ def train(
         checkpoints = RunCheckpoints.start(output, fingerprint, loop.resume)
     elif loop.resume:
         raise ValueError("--resume needs checkpoints, and this run was told to write none (checkpoints=False)")
+    distributed.prepare(device)  # when launched as several processes (docs/distributed.md): ranks > 0 quiet
     set_seed(seed)
 
     with tempfile.TemporaryDirectory(prefix="longdoc-train-") as work_dir:
         run = TrainingRun(chosen, handler, str(model), data, options, output, work_dir, device, seed,
                           epochs, learning_rate, batch_size, defaults, metric=defaults.select_metric,
                           greater_is_better=defaults.select_metric != "loss")
+        # every rank builds (converts) in its own work folder before the process group exists: with one,
+        # save_pretrained writes on rank 0 alone, and another machine cannot read rank 0's folder
         run.model, run.tokenizer = chosen.build(run)
         run.model.to(run.device)
+        distributed.start(device)
+        distributed.check_same_data(data.train, data.dev, dict(task=chosen.name, family=family_name, epochs=epochs,
+                                    learning_rate=learning_rate, batch_size=batch_size, seed=seed, options=options))
         save_best = SaveBest(output, run.tokenizer, run.metric, run.greater_is_better, describe=chosen.describe_scores,
                              patience=loop.early_stopping_patience,
                              on_evaluation=options.get("on_evaluation"))  # a search's pruning hook
         interrupted, finished = False, {}
         try:
-            stages = chosen.stages(run)
+            with distributed.main_process_first():  # rank 0 fills the segment-vector cache, the others read it
+                stages = chosen.stages(run)
             for number, stage in enumerate(stages, 1):
                 stage_checkpoints = checkpoints.stage(number, stage.name) if checkpoints else None
                 if stage_checkpoints is not None and stage_checkpoints.skip:
@@ -142,6 +150,7 @@ def train(
                 else:
                     with stage.context():
                         fit(stage, run, save_best, loop, last, stage_checkpoints)
+                distributed.wait_for_everyone()  # rank 0 has saved: `after` and `finish` may read output
                 if save_best.stopped:  # the evaluation hook stopped training: no later stage
                     break
                 if stage.after is not None:
@@ -235,6 +244,14 @@ def trainer_arguments(stage: Stage, run: TrainingRun, loop: LoopSettings | None 
         use_cpu=run.device == "cpu",
         **stage.arguments,
     )
+    if distributed.is_distributed():
+        # find_unused: parameters outside the loss (the segment classifier's probe, fitted after training;
+        # any a family or layout leaves out) would stop DDP at the second step; our models checkpoint
+        # activations non-reentrantly, which DDP's search for unused parameters works with. Each rank's loss
+        # stays its own batch's mean (DDP averages them): the Trainer's token averaging across devices would
+        # multiply the loss by the world size for models whose forward takes **kwargs but ignores them
+        arguments.update(ddp_backend=distributed.backend(run.device), ddp_find_unused_parameters=True,
+                         average_tokens_across_devices=False)
     arguments = (loop or LoopSettings()).apply(arguments, last)
     if checkpoint_dir is not None:
         arguments.update(checkpoint_arguments(loop or LoopSettings(), checkpoint_dir))
