@@ -7,7 +7,8 @@
 Fine-tunes the packaged all-MiniLM-L6-v2 (`--family truncate`, the first --max-length tokens, no
 head warm-up, 1 epoch) on the first --documents training documents of kernel-docs (dev: 16 later
 training documents of the same labels). Each variant runs as its own `longdoc train` command,
-variants interleaved round by round; the wall time of the command (start-up included) and the
+variants interleaved round by round (and one process on one thread, to tell
+how the single process scales over its threads); the wall time of the command (start-up included) and the
 seconds `train()` reports (model building, training, dev evaluation) are recorded with the load
 average before and after each run: other jobs on a shared machine show there. A third variant
 turns DDP's search for unused parameters off (it is always on in longdoc; this family has none) to
@@ -72,7 +73,9 @@ def variant_command(name: str, data: dict[str, Path], output: Path, args) -> tup
               "--no-head-warmup", "--epochs", "1", "--learning-rate", "5e-5", "--train", str(data["train"]),
               "--validation", str(data["dev"]), "--output", str(output)]
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "LONGDOC_BF16": "0"}
-    if name == "1 process":
+    if name.startswith("1 process"):
+        if name == "1 process, 1 thread":  # what each of the two processes has: tells thread scaling from DDP
+            environment["OMP_NUM_THREADS"] = "1"
         return [sys.executable, "-m", "longdoc.cli", *common, "--batch-size", str(2 * args.batch_size)], environment
     if name == "2 processes":
         return [sys.executable, "-m", "longdoc.cli", *common, "--batch-size", str(args.batch_size),
@@ -113,7 +116,7 @@ def main() -> None:
     args = parser.parse_args()
     command = reproduce_command()
     paths, provenance = load_set("kernel-docs")
-    variants = ("1 process", "2 processes", "2 processes, find_unused off")
+    variants = ("1 process", "2 processes", "2 processes, find_unused off", "1 process, 1 thread")
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-distributed-") as folder:
         data = subset(paths, args.documents, Path(folder))
