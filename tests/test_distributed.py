@@ -149,3 +149,10 @@ def test_a_launched_process_runs_the_command_itself(monkeypatch):
     assert relaunch_if_asked(args, ["train"]) is None
     monkeypatch.delenv("WORLD_SIZE")
     assert relaunch_if_asked(Namespace(nproc_per_node=1), ["train"]) is None
+
+
+def test_launch_flags_belong_to_train():
+    from longdoc.cli.tasks import training_call
+
+    with pytest.raises(ValueError, match="--nproc-per-node works with longdoc train"):
+        training_call(Namespace(command="cv", nproc_per_node=2), out=None)

@@ -70,7 +70,7 @@ def add_loop_arguments(parser) -> None:
     loop.add_argument("--save-total-limit", type=int, metavar="N", help="checkpoints kept (default 2)")
     loop.add_argument("--resume", action="store_true", default=None,
                       help="continue an interrupted run from its last checkpoint (same options)")
-    loop.add_argument("--nproc-per-node", type=int, metavar="N", help="train as N processes on this machine "
+    loop.add_argument("--nproc-per-node", type=int, metavar="N", help="longdoc train: N processes on this machine "
                       "(DDP through torchrun: gloo on CPU, one process per GPU with NCCL); --batch-size is per process")
     loop.add_argument("--nnodes", type=int, metavar="M", help="machines in the run (the same command on each, with "
                       "its --node-rank; see docs/distributed.md)")
@@ -82,10 +82,15 @@ def add_loop_arguments(parser) -> None:
 
 LOOP_FLAGS = ("gradient_accumulation_steps", "warmup_ratio", "weight_decay", "max_steps", "early_stopping_patience",
               "bf16", "fp16", "save_steps", "save_total_limit", "resume")
+LAUNCH_FLAGS = ("nproc_per_node", "nnodes", "node_rank", "master_addr", "master_port")  # train's (training/launch.py)
 
 
 def training_call(args, out) -> tuple:
     """(task, keyword arguments of `longdoc.training.train` less the files) that the parsed arguments give."""
+    given = [name for name in LAUNCH_FLAGS if getattr(args, name, None) is not None]
+    if given and getattr(args, "command", "train") != "train":
+        raise ValueError(f"--{given[0].replace('_', '-')} works with longdoc train (several processes); longdoc "
+                         f"{args.command} runs in one process: leave it out")
     task = get_task(args.task).command_task(args, out)
     options = task.training_options(args)
     options.update({name: getattr(args, name) for name in LOOP_FLAGS if getattr(args, name, None) is not None})
