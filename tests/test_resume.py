@@ -25,7 +25,9 @@ from longdoc.training.save_best import SaveBest, recover_swap
 from tiny_checkpoints import tiny_bert, write_documents
 
 ROOT = Path(__file__).parents[1]
-KILLED_AT = "2-fine-tuning/checkpoint-6"  # mid fine-tuning (4 steps an epoch): the second stage of two
+# where the checkpoint folder is when the run is killed: mid fine-tuning (4 steps an epoch), the second
+# stage of two; and the head warm-up just over (its last checkpoint complete), fine-tuning not checkpointed
+KILL_POINTS = ["2-fine-tuning/checkpoint-6", f"1-head-warm-up/checkpoint-40/{STATE_FILE}"]
 
 
 @pytest.fixture(autouse=True)
@@ -88,13 +90,14 @@ def assert_same_scores(history: list[dict], expected: list[dict], tolerance: flo
                 assert record[key] == value, (key, record, reference)
 
 
-def test_a_run_killed_mid_training_resumes_to_the_same_model(files, uninterrupted, tmp_path):
+@pytest.mark.parametrize("kill_point", KILL_POINTS)
+def test_a_run_killed_mid_training_resumes_to_the_same_model(files, uninterrupted, tmp_path, kill_point):
     output = tmp_path / "model"
     killed = subprocess.Popen([sys.executable, "-m", "longdoc.cli", *command(files, output)], cwd=ROOT,
                               env={**os.environ, "LONGDOC_BF16": "0"}, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
     checkpoints = checkpoint_folder(output)
-    kill_when(killed, checkpoints / KILLED_AT)
+    kill_when(killed, checkpoints / kill_point)
     assert killed.returncode == -signal.SIGKILL
     assert (checkpoints / RUN_FILE).is_file() and not (output / "training_report.json").exists()
     assert model_weights(output)  # the best model so far is whole: a head warm-up epoch's
@@ -237,3 +240,15 @@ def test_each_checkpoint_gets_savebests_state_and_the_last_complete_ones_are_kep
     resumed.on_train_begin(None, None, None)  # a new stage's patience starts over...
     restoring.on_train_begin(None, None, None)  # ...a resumed one's does not
     assert resumed.waited == 2 and resumed.best == saver.best and resumed.history == saver.history
+
+
+def test_a_checkpoint_due_at_an_epochs_last_step_waits_for_its_evaluation(tmp_path):
+    """Else it would hold the state before that epoch's dev evaluation, which a resumed run never runs."""
+    callback = CheckpointState(SaveBest(tmp_path / "model", None, metric="loss"))
+    for epoch, saved_at_step in ((1.5, True), (2.0, False)):
+        control = SimpleNamespace(should_save=True, should_training_stop=False)
+        callback.on_step_end(None, SimpleNamespace(epoch=epoch), control)
+        assert control.should_save is saved_at_step
+    control = SimpleNamespace(should_save=False)
+    callback.on_epoch_end(None, None, control)  # the Trainer evaluates, then saves
+    assert control.should_save is True

@@ -250,10 +250,22 @@ class CheckpointState(TrainerCallback):
 
     def __init__(self, save_best, restore: dict | None = None, keep: int = 2):
         self.save_best, self.restore, self.keep = save_best, restore, keep
+        self.save_at_epoch_end = False
 
     def on_train_begin(self, args, state, control, **kwargs):
         if self.restore is not None:
             self.save_best.restore(self.restore["save_best"])
+
+    def on_step_end(self, args, state, control, **kwargs):
+        # a checkpoint every N steps falling on an epoch's last step (or the stage's) would be written
+        # before that epoch's dev evaluation, and a run resumed from it would never evaluate that epoch:
+        # it waits for the epoch's end, after the evaluation
+        if control.should_save and (float(state.epoch).is_integer() or control.should_training_stop):
+            control.should_save, self.save_at_epoch_end = False, True
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self.save_at_epoch_end:
+            control.should_save, self.save_at_epoch_end = True, False
 
     def on_save(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
