@@ -12,11 +12,12 @@ import sys
 
 from ..tasks.classification import format_explanation  # noqa: F401  (the demo prints explanations with it)
 from .convert import add_convert_command
+from .cv import add_cv_command
 from .search import add_search_command
 from .tasks import add_evaluate_command, add_predict_command, add_task_commands, add_train_command
 
 SUBCOMMANDS = (add_convert_command, add_train_command, add_evaluate_command, add_predict_command, add_task_commands,
-               add_search_command)
+               add_cv_command, add_search_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,8 +8,10 @@ A task is one module (tasks/<name>.py) with one `Task` subclass that declares:
 - its features and collator (`features`, `collator`), its metrics (`compute_metrics`) with the
   primary metric that picks the saved model and its direction (`primary_metric`,
   `greater_is_better`), and any stages or after-training step of its own (`stages`, `finish`);
-- its pipeline class (`pipeline`, "module:Class"), and the JSON a prediction becomes
-  (`prediction_json`);
+- its pipeline class (`pipeline`, "module:Class"), the JSON a prediction becomes
+  (`prediction_json`) and the metrics of a saved model on a labelled file (`evaluate_file`);
+- for cross-validation, what folds are stratified by (`fold_labels`) and grouped by when no group
+  column is named (`fold_groups`);
 - its command-line arguments (`add_arguments(command, parser)` for the shared commands "train",
   "evaluate" and "predict"), the settings `train` takes from them (`training_options`) and the
   lines that report a training (`training_summary`), and its own commands (`commands`), run by
@@ -175,6 +177,21 @@ class Task:
     def prediction_json(self, prediction, source: str) -> dict:
         """The JSON object `longdoc predict` prints for one input."""
         return {"document": source, **prediction.to_dict()}
+
+    def evaluate_file(self, model_dir: str | os.PathLike, path: str | os.PathLike, options: dict) -> dict:
+        """The metrics of the saved model in `model_dir` on the labelled file `path` (what `longdoc evaluate`
+        prints); `options` are the command's or the training's settings (columns, windows...)."""
+        raise ValueError(f"{self.name} models have no evaluation on a labelled file")
+
+    # -- cross-validation (longdoc.training.cv) ------------------------------------------------
+
+    def fold_labels(self, examples: list, options: dict) -> list[tuple[str, ...]] | None:
+        """The labels of each example that folds are stratified by; None: plain folds."""
+        return None
+
+    def fold_groups(self, examples: list, options: dict) -> list[str] | None:
+        """The group of each example when none is named (a group never crosses folds); None: no groups."""
+        return None
 
     # -- command line --------------------------------------------------------------------------
 

@@ -297,10 +297,22 @@ class ClassificationTask(Task):
     def run_evaluate(self, args, out) -> int:
         import json
 
-        metrics = self.load_pipeline(args).evaluate(args.data, args.text_column, args.label_column,
-                                                    progress="predicting")
-        out.print(json.dumps(metrics))
+        out.print(json.dumps(self.evaluate_file(args.model_dir, args.data, vars(args))))
         return 0
+
+    def evaluate_file(self, model_dir, path, options):
+        """The pipeline's metrics on the file; with `from_vector_cache` (cross-validation), a frozen segment
+        model reads its segment vectors from the cache instead of encoding them again (no speed figures then)."""
+        classifier = self.pipeline_class().from_pretrained(model_dir, truncate=options.get("truncate") or None)
+        text_column, label_column = options.get("text_column") or "text", options.get("label_column") or "label"
+        if options.get("from_vector_cache") and getattr(classifier.model.config, "freeze_encoder", False):
+            metrics = cached_evaluation(classifier, self.read(path, options), options)
+            if metrics is not None:
+                return metrics
+        return classifier.evaluate(path, text_column, label_column, progress=options.get("progress", "predicting"))
+
+    def fold_labels(self, examples, options):
+        return [tuple(document.labels) for document in examples]
 
     def run_predict(self, args, out) -> int:
         import json
@@ -427,6 +439,24 @@ def classifier_metrics(prediction, space, config) -> dict:
     probs = probabilities(logits, space.multi_label)
     metrics = classification_metrics(gold, probs, space, getattr(config, "threshold", 0.5))
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
+
+
+def cached_evaluation(classifier, documents: list, options: dict) -> dict | None:
+    """The classification metrics of a frozen-encoder model whose inputs are cached segment vectors
+    (`options`: cache_dir, bf16); None for a family that caches none."""
+    from ..families.segment import cached_item_logits
+    from ..metrics.classification import classification_metrics, probabilities
+
+    model, tokenizer, family, space = classifier.model, classifier.tokenizer, classifier.family, classifier.space
+    gold = [space.encode(d) for d in documents]
+    settings = {"cache_dir": options.get("cache_dir"), "bf16": options.get("bf16"),
+                "progress": options.get("progress", "encoding test segments")}
+    items = family.training_items(model, tokenizer, [d.text for d in documents], gold, settings)
+    if not items or "segment_embeddings" not in items[0]:
+        return None
+    logits = cached_item_logits(model, items, family.collate(model, tokenizer)).numpy()
+    metrics = classification_metrics(gold, probabilities(logits, space.multi_label), space, classifier.threshold)
+    return {**metrics, "from_vector_cache": True}
 
 
 def balanced_class_weights(targets: list[int], num_labels: int) -> list[float]:

@@ -275,9 +275,17 @@ class QuestionAnsweringTask(Task):
         return self.pipeline_class().from_pretrained(args.model_dir, **options)
 
     def run_evaluate(self, args, out) -> int:
-        metrics = self.load_pipeline(args).evaluate(args.data)
-        out.print(json.dumps(metrics))
+        out.print(json.dumps(self.evaluate_file(args.model_dir, args.data, vars(args))))
         return 0
+
+    def evaluate_file(self, model_dir, path, options):
+        windows = {"max_length": options.get("max_length"), "doc_stride": options.get("doc_stride"),
+                   "max_answer_len": options.get("max_answer_length")}
+        return self.pipeline_class().from_pretrained(model_dir, **windows).evaluate(path)
+
+    def fold_groups(self, examples, options):
+        """Questions on one context stay in one fold (else a fold is tested on contexts it trained on)."""
+        return [record.context for record in examples]
 
     def run_answer(self, args, out) -> int:
         if args.top_k < 1:

@@ -62,10 +62,17 @@ class SentencesTask(ClassificationTask):
     def run_evaluate(self, args, out) -> int:
         import json
 
-        metrics = self.load_pipeline(args).evaluate(args.data, args.sentences_column, args.label_column,
-                                                    progress="predicting")
-        out.print(json.dumps(metrics))
+        out.print(json.dumps(self.evaluate_file(args.model_dir, args.data, vars(args))))
         return 0
+
+    def evaluate_file(self, model_dir, path, options):
+        classifier = self.pipeline_class().from_pretrained(model_dir, truncate=options.get("truncate") or None)
+        columns = options.get("sentences_column") or "sentences", options.get("label_column") or "label"
+        return classifier.evaluate(path, *columns, progress=options.get("progress", "predicting"))
+
+    def fold_labels(self, examples, options):
+        """A document's labels for stratifying: the set of its sentences' labels."""
+        return [tuple(sorted({label for sentence in document.labels for label in sentence})) for document in examples]
 
     def run_predict(self, args, out) -> int:
         """A label per sentence: .jsonl/.csv files give lists of sentences (--sentences-column), any other

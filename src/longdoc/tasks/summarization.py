@@ -185,10 +185,14 @@ class SummarizationTask(Task):
                 f"ROUGE-Lsum {best['rougeLsum']:.4f} ({result.seconds:.0f} s)"]
 
     def run_evaluate(self, args, out) -> int:
-        summarizer = self.pipeline_class().from_pretrained(args.model_dir, batch_size=args.batch_size)
-        metrics = summarizer.evaluate(args.data, args.text_column, args.summary_column, **generation_options(args))
-        out.print(json.dumps(metrics))
+        out.print(json.dumps(self.evaluate_file(args.model_dir, args.data, vars(args))))
         return 0
+
+    def evaluate_file(self, model_dir, path, options):
+        summarizer = self.pipeline_class().from_pretrained(model_dir, batch_size=options.get("batch_size") or 2)
+        return summarizer.evaluate(path, options.get("text_column") or "text",
+                                   options.get("summary_column") or "summary",
+                                   **{name: options.get(name) for name in GENERATION_OPTIONS})
 
     def run_summarize(self, args, out) -> int:
         summarizer = self.pipeline_class().from_pretrained(args.model_dir, batch_size=args.batch_size,
