@@ -26,8 +26,10 @@ from tiny_checkpoints import tiny_bert, write_documents
 
 ROOT = Path(__file__).parents[1]
 # where the checkpoint folder is when the run is killed: mid fine-tuning (4 steps an epoch), the second
-# stage of two; and the head warm-up just over (its last checkpoint complete), fine-tuning not checkpointed
-KILL_POINTS = ["2-fine-tuning/checkpoint-6", f"1-head-warm-up/checkpoint-40/{STATE_FILE}"]
+# stage of two; and (slow: -m slow) the head warm-up just over, its last checkpoint complete, fine-tuning
+# not checkpointed yet
+KILL_POINTS = ["2-fine-tuning/checkpoint-6",
+               pytest.param(f"1-head-warm-up/checkpoint-40/{STATE_FILE}", marks=pytest.mark.slow)]
 
 
 @pytest.fixture(autouse=True)
@@ -164,6 +166,27 @@ def test_an_interrupted_frozen_run_resumes_where_it_stopped(files, interrupted, 
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4, 5, 6]
     assert_same_scores(resumed.history, reference.history, tolerance=1e-6)
     assert not checkpoint_folder(interrupted).exists()
+
+
+def test_a_run_killed_after_its_last_checkpoint_resumes_to_the_end(files, tmp_path, monkeypatch):
+    """The stage's last checkpoint marks it finished: the resumed run trains no more and goes on to the
+    after-training step, which the interrupted run never reached."""
+    task = type(__import__("longdoc.tasks", fromlist=["get_task"]).get_task("classification"))
+    finish = task.finish
+
+    def killed(self, run, save_best):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(task, "finish", killed)
+    with pytest.raises(KeyboardInterrupt):
+        frozen_run(files, tmp_path / "model")
+    (last,) = checkpoint_folder(tmp_path / "model").glob("1-training/checkpoint-12")
+    assert json.loads((last / STATE_FILE).read_text())["finished"] is True
+    monkeypatch.setattr(task, "finish", finish)
+    resumed = frozen_run(files, tmp_path / "model", resume=True)
+    reference = frozen_run(files, tmp_path / "reference", checkpoints=False)
+    assert_same_scores(resumed.history, reference.history, tolerance=1e-6)
+    assert_same_scores([resumed.dev_metrics], [reference.dev_metrics], tolerance=1e-6)
 
 
 def test_resume_names_every_changed_setting(files, interrupted, tmp_path):
