@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from longdoc.cli import main
+from longdoc.tasks import get_task
 from longdoc.training import train
 from longdoc.training.checkpoints import RUN_FILE, STATE_FILE, CheckpointState, checkpoint_folder, differences
 from longdoc.training.save_best import SaveBest, recover_swap
@@ -171,7 +172,7 @@ def test_an_interrupted_frozen_run_resumes_where_it_stopped(files, interrupted, 
 def test_a_run_killed_after_its_last_checkpoint_resumes_to_the_end(files, tmp_path, monkeypatch):
     """The stage's last checkpoint marks it finished: the resumed run trains no more and goes on to the
     after-training step, which the interrupted run never reached."""
-    task = type(__import__("longdoc.tasks", fromlist=["get_task"]).get_task("classification"))
+    task = type(get_task("classification"))
     finish = task.finish
 
     def killed(self, run, save_best):
