@@ -180,3 +180,27 @@ def test_longdoc_cv_of_a_frozen_segment_classifier(tmp_path, capsys):
     assert main(argv) == 0
     again = json.loads(capsys.readouterr().out.strip())
     assert again["metrics"] == summary["metrics"]
+
+
+def test_question_answering_folds_keep_a_context_whole_and_rows_read_back(tmp_path):
+    from longdoc.data.qa import read_qa
+    from longdoc.tasks import get_task
+    from longdoc.training.cv import data_rows, write_jsonl
+
+    from qa_toy_data import write_toy_qa
+
+    task = get_task("qa")
+    path = write_toy_qa(tmp_path / "qa.jsonl", 8, seed=0, unanswerable=2)
+    rows = [*map(json.loads, path.read_text().splitlines())]
+    rows = rows + [{**row, "id": f"{row['id']}-again", "question": "what else?"} for row in rows]  # 2 per context
+    write_jsonl(tmp_path / "two.jsonl", rows)
+    records = task.read(tmp_path / "two.jsonl", {})
+    groups = task.fold_groups(records, {})
+    fold_of = assign_folds(4, count=len(records), groups=groups, seed=0)
+    for context in set(groups):
+        assert len({fold_of[i] for i, g in enumerate(groups) if g == context}) == 1
+    write_jsonl(tmp_path / "rows.jsonl", data_rows(tmp_path / "two.jsonl", records))  # what fold files hold
+    def fields(record):
+        return record.id, record.question, record.context, record.answers
+
+    assert [*map(fields, read_qa(tmp_path / "rows.jsonl"))] == [*map(fields, records)]
