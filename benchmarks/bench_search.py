@@ -38,12 +38,12 @@ def longdoc(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "longdoc.cli", *arguments]
 
 
-def run(command: list[str], log: Path) -> tuple[str, float]:
+def run(command: list[str], log: Path, env: dict) -> tuple[str, float]:
     """Run `command` (stderr into `log`), fail loudly; (stdout, wall seconds)."""
     print("$ " + shlex.join(command), flush=True)
     start = time.perf_counter()
     with open(log, "w") as err:
-        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, text=True)
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"failed ({done.returncode}): {shlex.join(command)}\n{log.read_text()[-3000:]}")
@@ -62,6 +62,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--cache-dir", help="segment-vector cache (default: longdoc's)")
     parser.add_argument("--timeout", type=float, help="longdoc search --timeout: start no trial after S seconds")
+    parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS of the commands (default: torch's own); 1 is "
+                        "several times faster for these small models on a CPU other jobs keep busy")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "search")
     args = parser.parse_args()
     command = reproduce_command()
@@ -79,7 +81,8 @@ def main() -> int:
 
     search_cmd = longdoc("search", *common, "--output", str(work / "search"), "--trials", str(args.trials),
                          *(["--timeout", f"{args.timeout:g}"] if args.timeout else []))
-    stdout, search_s = run(search_cmd, logs / "search.log")
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})}
+    stdout, search_s = run(search_cmd, logs / "search.log", env)
     summary = last_json(stdout)
     if not summary.get("defaults_model"):
         raise SystemExit("the search kept no defaults model (its defaults trial did not complete)")
@@ -87,7 +90,7 @@ def main() -> int:
     for name, model_dir in (("defaults", summary["defaults_model"]), ("best", summary["model"])):
         spec = {"model": model_dir, "test": str(paths["test"]), "cache_dir": args.cache_dir}
         stdout, _ = run([sys.executable, str(HERE / "bench_kernel_docs.py"), "--cached-eval-child", json.dumps(spec)],
-                        logs / f"{name}-test.log")
+                        logs / f"{name}-test.log", env)
         tests[name] = last_json(stdout)
     load_after = os.getloadavg()
 
@@ -105,6 +108,7 @@ def main() -> int:
         "date": started.isoformat(timespec="seconds"), "command": command, "code": code_version(),
         "machine": machine_description("cpu"), "load_average": {"before": load_before, "after": load_after},
         "set": provenance, "encoder": str(minilm_path()), "max_segments": args.max_segments, "seed": args.seed,
+        "threads": args.threads, "timeout": args.timeout, "versions": versions(),
         "commands": {"search": shlex.join(search_cmd)},
         "search": {k: v for k, v in summary.items() if k not in ("plots",)}, "search_wall_s": round(search_s, 1),
         "trial_seconds": {"median": seconds[len(seconds) // 2] if seconds else None,
@@ -128,7 +132,9 @@ def markdown(result: dict, metric: str) -> str:
         f"# Hyper-parameter search against the defaults: {result['set']['set']}, segment family, frozen encoder", "",
         "Reproduce:", "", "```", result["command"], "```", "",
         f"- date: {result['date']}; code {result['code']}",
-        f"- machine: {result['machine']}; load average (1, 5, 15 min) before {fmt_load(result['load_average']['before'])}"
+        f"- machine: {result['machine'].split(', torch threads')[0]}, commands run with "
+        f"{'OMP_NUM_THREADS=' + str(result['threads']) if result['threads'] else 'torch default threads'}, "
+        f"{result['versions']}; load average (1, 5, 15 min) before {fmt_load(result['load_average']['before'])}"
         f", after {fmt_load(result['load_average']['after'])} (a shared 2-core machine: seconds are upper bounds)",
         f"- set: {provenance_line(result['set'])}",
         f"- encoder: all-MiniLM-L6-v2 ({result['encoder']}), frozen; at most {result['max_segments']} segments of 254 "
@@ -149,6 +155,14 @@ def markdown(result: dict, metric: str) -> str:
     lines += ["", "Plots: history.png (dev score per trial, best so far), importances.png (fANOVA parameter "
                   "importances); every trial: trials.md.", ""]
     return "\n".join(lines)
+
+
+def versions() -> str:
+    import optuna
+    import torch
+    import transformers
+
+    return f"torch {torch.__version__}, transformers {transformers.__version__}, optuna {optuna.__version__}"
 
 
 def fmt_load(load) -> str:
