@@ -110,6 +110,7 @@ def plot_history(trials: list[dict], metric: str, direction: str, path: Path) ->
     if not scored:
         return "no complete trial yet"
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -131,6 +132,7 @@ def plot_history(trials: list[dict], metric: str, direction: str, path: Path) ->
         axes.scatter([defaults[0]["number"]], [defaults[0]["value"]], color="tab:green", marker="*", s=180,
                      zorder=3, label="defaults")
     axes.set(xlabel="trial", ylabel=f"dev {metric}", title="optimisation history")
+    axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
     save_figure(fig, path)
