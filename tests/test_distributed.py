@@ -107,7 +107,9 @@ def test_disagreements_name_ranks_and_hosts():
     same = distributed.data_fingerprints(["a"], ["b"], {"epochs": 1, "cache_dir": "/here"})
     moved = distributed.data_fingerprints(["a"], ["b"], {"epochs": 1, "cache_dir": "/there"})
     other = distributed.data_fingerprints(["a"], ["b"], {"epochs": 2})
-    assert same == moved  # a cache folder may differ between machines
+    assert same == moved  # a cache folder may differ between machines, also among the task's options
+    assert (distributed.data_fingerprints([], [], {"options": {"cache_dir": "/here"}})
+            == distributed.data_fingerprints([], [], {"options": {"cache_dir": "/there"}}))
     reports = [{"host": h, "fingerprints": f} for h, f in (("n1", same), ("n1", moved), ("n2", other))]
     assert distributed.disagreements(reports) == ["settings: ranks 0, 1 (on n1) / rank 2 (on n2) each read their own"]
     assert distributed.disagreements(reports[:2]) == []
@@ -156,3 +158,26 @@ def test_launch_flags_belong_to_train():
 
     with pytest.raises(ValueError, match="--nproc-per-node works with longdoc train"):
         training_call(Namespace(command="cv", nproc_per_node=2), out=None)
+
+
+@pytest.mark.slow
+def test_two_machines_simulated_on_one(encoder, tmp_path):
+    """--nnodes 2: two `longdoc train` commands (node ranks 0 and 1, one process each) meet at
+    --master-addr/--master-port and train one model, written once by node 0."""
+    train = write_documents(tmp_path / "train.jsonl", 8, seed=4)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    nodes = [subprocess.Popen(
+        [sys.executable, "-m", "longdoc.cli", "train", "--family", "segment", "--freeze-encoder", "--chunk-size", "14",
+         "--model", str(encoder), "--train", str(train), "--validation", str(train), "--output", str(tmp_path / "m"),
+         "--epochs", "2", "--batch-size", "4", "--cache-dir", str(tmp_path / f"cache-{rank}"),  # a cache per machine
+         "--nproc-per-node", "1", "--nnodes", "2", "--node-rank", str(rank), "--master-addr", "127.0.0.1",
+         "--master-port", port], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+        for rank in (0, 1)]
+    outputs = [node.communicate(timeout=240) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-3000:] + outputs[1][1][-3000:]
+    assert "saved the best model" in outputs[0][0] and "saved the best model" not in outputs[1][0]
+    assert "epoch 2:" in outputs[0][1] and "epoch 2:" not in outputs[1][1]
+    assert (tmp_path / "m" / "model.safetensors").is_file()

@@ -127,15 +127,16 @@ def main_process_first():
 # --- every rank must train on the same data -----------------------------------------------------
 
 
-def fingerprint(value) -> str:
+def fingerprint(value, leave_out: tuple[str, ...] = ()) -> str:
     """A digest of examples or settings that ignores where they were read from (a record's `source`,
-    "file:line", names a path that may differ from machine to machine)."""
+    "file:line", names a path that may differ from machine to machine) and the dictionary keys
+    `leave_out`, at any depth."""
 
     def plain(item):
         if dataclasses.is_dataclass(item) and not isinstance(item, type):
             return {f.name: plain(getattr(item, f.name)) for f in dataclasses.fields(item) if f.name != "source"}
         if isinstance(item, dict):
-            return {str(k): plain(v) for k, v in item.items()}
+            return {str(k): plain(v) for k, v in item.items() if k not in leave_out}
         if isinstance(item, (list, tuple)):
             return [plain(v) for v in item]
         if callable(item):  # a hook (a search's pruning): its name, not its address
@@ -148,8 +149,8 @@ def fingerprint(value) -> str:
 
 def data_fingerprints(train: list, dev: list, settings: dict) -> dict:
     """What each rank compares: its training examples, dev examples and training settings."""
-    kept = {k: v for k, v in settings.items() if k not in PATH_OPTIONS}
-    return {"training data": fingerprint(train), "dev data": fingerprint(dev), "settings": fingerprint(kept)}
+    return {"training data": fingerprint(train), "dev data": fingerprint(dev),
+            "settings": fingerprint(settings, leave_out=PATH_OPTIONS)}
 
 
 def disagreements(per_rank: list[dict]) -> list[str]:
