@@ -138,6 +138,13 @@ def test_an_unknown_group_column_names_the_columns(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_cv_refuses_the_flags_of_a_single_training(tmp_path, capsys):
+    data = write_documents(tmp_path / "all.jsonl", 12, 0)
+    code = main(["cv", "--data", str(data), "--model", "unused", "--output", str(tmp_path / "out"),
+                 "--nproc-per-node", "2", "--resume"])
+    assert code == 1 and "longdoc cv does not take --nproc-per-node, --resume" in capsys.readouterr().err
+
+
 def test_the_interval_is_student_t_over_folds():
     stats = aggregate([0.70, 0.74, 0.71, 0.78, 0.72])
     assert stats["mean"] == pytest.approx(0.73) and stats["std"] == pytest.approx(statistics.stdev(stats["values"]))
