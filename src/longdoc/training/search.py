@@ -280,6 +280,8 @@ class Objective:
                 raise optuna.TrialPruned(f"dev {self.metric} {reporter.last:.4f} after evaluation {reporter.step}")
             value = result.dev_metrics.get(self.metric)
             trial.set_user_attr("best_epoch", result.best_epoch)
+            if result.probe is not None:  # frozen segment classifier: how much of the score is the linear probe's
+                trial.set_user_attr("probe_weight", result.probe.get("probe_weight"))
             trial.set_user_attr("dev_metrics", {k: v for k, v in result.dev_metrics.items()
                                                 if isinstance(v, (int, float))})
             if value is None:

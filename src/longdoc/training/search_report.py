@@ -55,7 +55,8 @@ def trial_row(trial) -> dict:
     steps = trial.intermediate_values
     return {"number": trial.number, "state": trial.state.name, "value": trial.value, "params": trial.params,
             "seconds": round(seconds, 1) if seconds is not None else None,
-            "best_epoch": trial.user_attrs.get("best_epoch"), "defaults": bool(trial.user_attrs.get("defaults")),
+            "best_epoch": trial.user_attrs.get("best_epoch"), "probe_weight": trial.user_attrs.get("probe_weight"),
+            "defaults": bool(trial.user_attrs.get("defaults")),
             "evaluations": len(steps), "last_reported": steps[max(steps)] if steps else None,
             "dev_metrics": trial.user_attrs.get("dev_metrics")}
 
@@ -79,7 +80,8 @@ def markdown(summary: dict, trials: list[dict], metric: str, notes: list[str]) -
         lines.append(f"- model: {summary['model']} (trial {summary['model_trial']})")
     lines += [f"- {note}" for note in notes]
     names = list(dict.fromkeys(n for t in trials for n in t["params"]))  # in the order trials draw them
-    header = ["trial", "state", f"dev {metric}", "seconds", "best epoch", *names]
+    probe = any(t.get("probe_weight") is not None for t in trials)  # frozen segment classifiers mix a probe in
+    header = ["trial", "state", f"dev {metric}", "seconds", "best epoch", *(["probe weight"] if probe else []), *names]
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for t in trials:
         value = (f"{t['value']:.4f}" if t["value"] is not None else
@@ -87,9 +89,13 @@ def markdown(summary: dict, trials: list[dict], metric: str, notes: list[str]) -
         cells = [f"{t['number']}{' (defaults)' if t['defaults'] else ''}", t["state"].lower(), value,
                  f"{t['seconds']:.0f}" if t["seconds"] is not None else "",
                  f"{t['best_epoch']:g}" if isinstance(t["best_epoch"], (int, float)) else "",
+                 *([format_value(t.get("probe_weight"))] if probe else []),
                  *[format_value(t["params"].get(n)) for n in names]]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "A pruned trial shows its last reported dev score (of the layers trained so far) in brackets."]
+    if probe:
+        lines += ["Probe weight: the share of the linear probe in the frozen segment classifier's predictions, chosen "
+                  "on dev after training (1: the probe alone, whatever the head learnt)."]
     return "\n".join(lines) + "\n"
 
 
