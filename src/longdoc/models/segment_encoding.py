@@ -78,6 +78,8 @@ def encode_documents(
 class SegmentVectorCache:
     """Frozen-encoder segment vectors on disk, one small file per document."""
 
+    encoded_documents = 0  # documents this process encoded (not found in any cache): cross-validation reports it
+
     def __init__(self, model, cache_dir: str | os.PathLike | None = None, bf16: bool | None = None):
         self.model = model
         self.bf16 = bf16_autocast_default(model.device) if bf16 is None else bf16
@@ -113,6 +115,7 @@ class SegmentVectorCache:
                     pass
             missing.append(index)
         if missing:
+            SegmentVectorCache.encoded_documents += len(missing)
             encoded = encode_documents(
                 self.model, [documents[i] for i in missing], pad_token_id, bf16=self.bf16, **encode_kwargs
             )

@@ -14,8 +14,9 @@ scored on its held-out part with the task's own evaluation (`Task.evaluate_file`
 
 A frozen encoder maps a segment to the same vector in every fold, so the segment families' vector
 cache (keyed by content) is shared: the first fold encodes every document (its training, dev and
-test parts together are the whole set) and the later folds read vectors only. The new cache entries
-of each fold are counted and reported (`encoded_documents`), so that this can be checked.
+test parts together are the whole set) and the later folds read vectors only. The documents each
+fold encoded (its cache misses, in this process) are counted and reported (`encoded_documents`), so
+that this can be checked.
 A fold already scored by an earlier run with the same folds is read back, not trained again.
 """
 
@@ -213,8 +214,8 @@ def numeric(metrics: dict) -> dict:
 
 
 class VectorCacheCounter:
-    """Counts the documents whose segment vectors are in the cache (one file each), to tell how many a
-    fold encoded."""
+    """The documents this process has encoded for the segment vector cache (its misses), to tell how many
+    a fold encoded; other processes filling the same cache meanwhile do not count."""
 
     def __init__(self, cache_dir):
         from ..models.segment_encoding import default_cache_dir
@@ -222,7 +223,9 @@ class VectorCacheCounter:
         self.folder = Path(cache_dir or default_cache_dir()) / "segment-vectors"
 
     def count(self) -> int:
-        return sum(1 for _ in self.folder.glob("*/*/*.pt")) if self.folder.is_dir() else 0
+        from ..models.segment_encoding import SegmentVectorCache
+
+        return SegmentVectorCache.encoded_documents
 
 
 def cache_summary(results: list[dict], folder: Path) -> dict:

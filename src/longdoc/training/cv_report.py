@@ -69,7 +69,7 @@ def markdown(summary: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     cache = summary.get("vector_cache")
     if cache:
-        lines += ["", f"- segment vectors encoded per fold (new cache entries): {cache['encoded_documents_per_fold']}"
+        lines += ["", f"- documents whose segment vectors each fold encoded (cache misses): {cache['encoded_documents_per_fold']}"
                   + (f"; {cache['note']}" if cache["note"] else "")]
     return "\n".join(lines) + "\n"
 
