@@ -62,10 +62,16 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--cache-dir", help="segment-vector cache (default: longdoc's)")
     parser.add_argument("--timeout", type=float, help="longdoc search --timeout: start no trial after S seconds")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[], metavar="S",
+                        help="also train the defaults and the best trial's values with these seeds and score each on "
+                        "test (how much of the difference is the seed's)")
+    parser.add_argument("--train-child", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS of the commands (default: torch's own); 1 is "
                         "several times faster for these small models on a CPU other jobs keep busy")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "search")
     args = parser.parse_args()
+    if args.train_child:
+        return train_child(json.loads(args.train_child))
     command = reproduce_command()
     print(f"reproduce: {command}", flush=True)
     paths, provenance = load_set(args.set)
@@ -92,11 +98,28 @@ def main() -> int:
         stdout, _ = run([sys.executable, str(HERE / "bench_kernel_docs.py"), "--cached-eval-child", json.dumps(spec)],
                         logs / f"{name}-test.log", env)
         tests[name] = last_json(stdout)
+    seeds = {}
+    for seed in args.seeds:  # the same values, another seed: a model of each, scored on test like the kept ones
+        for name, params in (("defaults", summary["defaults_params"]), ("best", summary["best_params"])):
+            model_dir = work / f"seed-{seed}-{name}"
+            spec = {"train": str(paths["train"]), "dev": str(paths["dev"]), "output": str(model_dir),
+                    "model": str(minilm_path()), "seed": seed, "params": params, "max_segments": args.max_segments,
+                    "cache_dir": args.cache_dir}
+            stdout, _ = run([sys.executable, str(Path(__file__).resolve()), "--train-child", json.dumps(spec)],
+                            logs / f"seed-{seed}-{name}-train.log", env)
+            dev = last_json(stdout)["dev"][summary["metric"]]
+            spec = {"model": str(model_dir), "test": str(paths["test"]), "cache_dir": args.cache_dir}
+            stdout, _ = run([sys.executable, str(HERE / "bench_kernel_docs.py"), "--cached-eval-child",
+                             json.dumps(spec)], logs / f"seed-{seed}-{name}-test.log", env)
+            test = last_json(stdout)
+            seeds.setdefault(name, []).append({"seed": seed, "dev": dev, "test_macro_f1": test["macro_f1"],
+                                               "test_accuracy": test["accuracy"]})
     load_after = os.getloadavg()
 
     search_json = json.loads((work / "search" / "search.json").read_text())
     trials = search_json["trials"]
     seconds = sorted(t["seconds"] for t in trials if t["seconds"] is not None and t["state"] == "COMPLETE")
+    all_seconds = sum(t["seconds"] or 0 for t in trials)  # one process ran them one after another
     metric = summary["metric"]
     rows = {
         "defaults": {"dev": summary["defaults_value"], "trial": 0, "test": tests["defaults"],
@@ -111,9 +134,9 @@ def main() -> int:
         "threads": args.threads, "timeout": args.timeout, "versions": versions(),
         "commands": {"search": shlex.join(search_cmd)},
         "search": {k: v for k, v in summary.items() if k not in ("plots",)}, "search_wall_s": round(search_s, 1),
-        "trial_seconds": {"median": seconds[len(seconds) // 2] if seconds else None,
+        "trials_seconds_total": round(all_seconds), "trial_seconds": {"median": seconds[len(seconds) // 2] if seconds else None,
                           "min": seconds[0] if seconds else None, "max": seconds[-1] if seconds else None},
-        "rows": rows,
+        "rows": rows, "seeds": seeds,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "search.json").write_text(json.dumps(result, indent=1, default=str))
@@ -140,8 +163,9 @@ def markdown(result: dict, metric: str) -> str:
         f"- encoder: all-MiniLM-L6-v2 ({result['encoder']}), frozen; at most {result['max_segments']} segments of 254 "
         f"tokens per document; seed {result['seed']} for every trial",
         f"- search: `{result['commands']['search']}`",
-        f"- trials: {search['trials_done']} finished ({states}); search wall time {result['search_wall_s']:.0f} s "
-        f"(the first trial encoded the segments unless the cache held them); complete trials took "
+        f"- trials: {search['trials_done']} finished ({states}), {result['trials_seconds_total']} s of training in "
+        f"all (this run's `longdoc search` took {result['search_wall_s']:.0f} s: a resumed search runs only the "
+        f"missing trials); complete trials took "
         f"{result['trial_seconds']['min']:.0f} to {result['trial_seconds']['max']:.0f} s, median "
         f"{result['trial_seconds']['median']:.0f} s",
         "- chosen by dev macro-F1 only; the test split was scored once per model, after the search, from the "
@@ -152,9 +176,37 @@ def markdown(result: dict, metric: str) -> str:
         params = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in (row["params"] or {}).items())
         lines.append(f"| {name} | {row['dev']:.4f} | {row['test']['macro_f1']:.4f} | {row['test']['accuracy']:.4f} | "
                      f"{params} |")
+    if result["seeds"]:
+        lines += ["", "The same values trained with other seeds (the search's models are seed "
+                      f"{result['seed']}), each scored on test:", "",
+                  "| model | seed | dev macro-F1 | test macro-F1 | test accuracy |", "|---|---|---|---|---|"]
+        for name in ("defaults", "best"):
+            rows_of = [{"seed": result["seed"], "dev": rows[name]["dev"], "test_macro_f1": rows[name]["test"]["macro_f1"],
+                        "test_accuracy": rows[name]["test"]["accuracy"]}] + result["seeds"][name]
+            for row in rows_of:
+                lines.append(f"| {name} | {row['seed']} | {row['dev']:.4f} | {row['test_macro_f1']:.4f} | "
+                             f"{row['test_accuracy']:.4f} |")
+            mean = lambda key: sum(r[key] for r in rows_of) / len(rows_of)  # noqa: E731
+            lines.append(f"| {name} | mean of {len(rows_of)} | {mean('dev'):.4f} | {mean('test_macro_f1'):.4f} | "
+                         f"{mean('test_accuracy'):.4f} |")
     lines += ["", "Plots: history.png (dev score per trial, best so far), importances.png (fANOVA parameter "
                   "importances); every trial: trials.md.", ""]
     return "\n".join(lines)
+
+
+def train_child(spec: dict) -> int:
+    """One frozen segment-classifier training with a search's values (config fields among them), in Python:
+    `longdoc train` has no flags for the model's config fields."""
+    from longdoc.training import train
+    from longdoc.training.search_space import SearchSpace
+
+    train_values, loop_values, config = SearchSpace({}, {}).split(spec["params"])
+    result = train("classification", spec["train"], spec["dev"], spec["output"], model=spec["model"], family="segment",
+                   seed=spec["seed"], freeze_encoder=True, max_segments=spec["max_segments"],
+                   cache_dir=spec["cache_dir"], checkpoints=False, config_overrides=config or None,
+                   **train_values, **loop_values)
+    print(json.dumps({"dev": result.dev_metrics}), flush=True)
+    return 0
 
 
 def versions() -> str:
