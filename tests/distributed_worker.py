@@ -34,7 +34,10 @@ def disagreeing_ranks():
     try:
         distributed.check_same_data(documents, ["dev"], {"epochs": 1})
     except ValueError as error:
-        print(f"rank {dist.get_rank()}: {error}", flush=True)
+        # one write of the whole line (below PIPE_BUF: atomic), as the ranks share one pipe; print() writes the
+        # text and its newline apart when unbuffered, and the two ranks' lines then ran together
+        sys.stdout.write(f"rank {dist.get_rank()}: {error}\n")
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":
