@@ -73,7 +73,7 @@ def test_settings_reach_the_trainer_and_the_optimizer(encoder, data, tmp_path, m
     the last) and the classifier's own optimizer (weight decay)."""
     seen = []
 
-    def record(stage, run, save_best, loop=None, last=True):
+    def record(stage, run, save_best, loop=None, last=True, checkpoints=None):
         optimizer = stage.optimizer(run.model)
         seen.append((stage.name, training.trainer_arguments(stage, run, loop, last),
                      {group["weight_decay"] for group in optimizer.param_groups}))

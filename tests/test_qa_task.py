@@ -54,7 +54,7 @@ def test_train_evaluate_answer(family, bert, tmp_path, capsys, monkeypatch):
     dev = write_toy_qa(tmp_path / "dev.jsonl", 6, seed=1, unanswerable=unanswerable)
     stages = []
     fit = training.fit
-    monkeypatch.setattr(training, "fit", lambda stage, run_, save: (stages.append(stage), fit(stage, run_, save)))
+    monkeypatch.setattr(training, "fit", lambda stage, *rest: (stages.append(stage), fit(stage, *rest)))
     code, out, err = run(capsys, "train", "--task", "question-answering", "--family", family, "--model", bert,
                          "--train", train, "--validation", dev, "--output", tmp_path / "model", "--epochs", 2,
                          "--batch-size", 4, "--learning-rate", "1e-3", *FLAGS[family])
