@@ -156,7 +156,7 @@ def test_a_launched_process_runs_the_command_itself(monkeypatch):
 def test_launch_flags_belong_to_train():
     from longdoc.cli.tasks import training_call
 
-    with pytest.raises(ValueError, match="--nproc-per-node works with longdoc train"):
+    with pytest.raises(ValueError, match="longdoc cv does not take --nproc-per-node: its trainings run one after"):
         training_call(Namespace(command="cv", nproc_per_node=2), out=None)
 
 

@@ -103,6 +103,14 @@ def test_model_settings_the_family_lacks_and_bad_files(tmp_path):
         read_space_file(tmp_path / "missing.yaml")
 
 
+def test_checkpoint_flags_are_refused_a_search_resumes_by_itself(tmp_path, capsys):
+    code = main(["search", "--model", "m", "--train", "t.jsonl", "--validation", "d.jsonl", "--output",
+                 str(tmp_path / "out"), "--resume", "--save-steps", "5"])
+    assert code == 1
+    assert "longdoc search does not take --resume, --save-steps" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_bad_space_file_fails_the_command_before_training(encoder, data, tmp_path, capsys):
     space = tmp_path / "space.yaml"
     space.write_text("learning_rate: {low: 0.1, high: 0.01}\nlayers: 3\n")

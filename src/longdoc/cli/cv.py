@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from .tasks import LAUNCH_FLAGS, ConsoleOutput, add_training_arguments, training_call
+from .tasks import ConsoleOutput, add_training_arguments, training_call
 
 
 def add_cv_command(subparsers) -> None:
@@ -35,10 +35,6 @@ def add_cv_command(subparsers) -> None:
 def run_cv(args) -> int:
     from ..training.cv import cross_validate
 
-    given = [f"--{name.replace('_', '-')}" for name in (*LAUNCH_FLAGS, "resume") if getattr(args, name, None)]
-    if given:
-        raise ValueError(f"longdoc cv does not take {', '.join(given)}: its folds train one after the other in this "
-                         f"process, and a stopped run continues where it was when the same command runs again")
     out = ConsoleOutput()
     args.train = args.data  # what a task's command_task reads (sentence lists train the sentence task)
     task, options = training_call(args, out)

@@ -83,14 +83,17 @@ def add_loop_arguments(parser) -> None:
 LOOP_FLAGS = ("gradient_accumulation_steps", "warmup_ratio", "weight_decay", "max_steps", "early_stopping_patience",
               "bf16", "fp16", "save_steps", "save_total_limit", "resume")
 LAUNCH_FLAGS = ("nproc_per_node", "nnodes", "node_rank", "master_addr", "master_port")  # train's (training/launch.py)
+SINGLE_RUN_FLAGS = ("resume", "save_steps", "save_total_limit")  # one training's checkpoints (not cv's or search's)
 
 
 def training_call(args, out) -> tuple:
     """(task, keyword arguments of `longdoc.training.train` less the files) that the parsed arguments give."""
-    given = [name for name in LAUNCH_FLAGS if getattr(args, name, None) is not None]
-    if given and getattr(args, "command", "train") != "train":
-        raise ValueError(f"--{given[0].replace('_', '-')} works with longdoc train (several processes); longdoc "
-                         f"{args.command} runs in one process: leave it out")
+    command = getattr(args, "command", "train")
+    given = [f"--{name.replace('_', '-')}" for name in (*LAUNCH_FLAGS, *SINGLE_RUN_FLAGS) if getattr(args, name, None)]
+    if given and command != "train":
+        raise ValueError(f"longdoc {command} does not take {', '.join(given)}: its trainings run one after the other "
+                         f"in this process, without checkpoints, and a stopped {command} goes on where it was when "
+                         f"the same command runs again")
     task = get_task(args.task).command_task(args, out)
     options = task.training_options(args)
     options.update({name: getattr(args, name) for name in LOOP_FLAGS if getattr(args, name, None) is not None})
