@@ -182,6 +182,16 @@ def test_the_reporter_prunes_a_trial_below_the_median():
     assert bad.storage.get_trial(bad._trial_id).intermediate_values == {0: 0.2}
 
 
+def test_the_head_warm_up_is_not_reported_its_settings_are_not_the_trials():
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=1))
+    study.tell(study.ask(), 0.9)
+    trial = study.ask()
+    reporter = PruningReporter(trial, "macro_f1")
+    assert reporter({"stage": "head warm-up", "macro_f1": 0.01}) is False and reporter.step == 0
+    reporter({"stage": "fine-tuning", "macro_f1": 0.6})
+    assert trial.storage.get_trial(trial._trial_id).intermediate_values == {0: 0.6}
+
+
 def test_a_stop_from_the_hook_stops_training_and_skips_later_steps(encoder, data, cache, tmp_path):
     seen = []
 

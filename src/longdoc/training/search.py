@@ -229,9 +229,15 @@ def count_finished(study) -> int:
     return sum(1 for t in study.trials if t.state.name in FINISHED)
 
 
+# stages a trial's values do not drive: fine-tuning a classifier first warms its head up with the family's
+# fixed warm-up settings, and its 40 evaluations must not prune a trial before its own learning rate has run
+UNTUNED_STAGES = ("head warm-up",)
+
+
 class PruningReporter:
     """SaveBest's `on_evaluation` hook: each dev evaluation's `metric` reported to the trial as the next
-    step; answers True (stop training) when the pruner says the trial is worse than the others."""
+    step (evaluations of UNTUNED_STAGES left out); answers True (stop training) when the pruner says the
+    trial is worse than the others."""
 
     def __init__(self, trial, metric: str):
         self.trial, self.metric = trial, metric
@@ -240,6 +246,8 @@ class PruningReporter:
         self.pruned = False
 
     def __call__(self, record: dict) -> bool:
+        if record.get("stage") in UNTUNED_STAGES:
+            return False  # its settings are fixed, not the trial's: its scores say nothing of the trial's values
         value = record.get(self.metric)
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return False
