@@ -16,21 +16,19 @@ from longdoc.training import train
 from longdoc.training.loop_settings import LoopSettings
 from longdoc.training.save_best import SaveBest
 
-from tiny_checkpoints import tiny_bert, write_documents
+from tiny_checkpoints import write_splits
 
 training = importlib.import_module("longdoc.training.train")  # the module (the package exports its train())
 
 
 @pytest.fixture(scope="module")
-def encoder(tmp_path_factory):
-    return tiny_bert(tmp_path_factory.mktemp("encoder") / "bert")
+def encoder(tiny_encoder):
+    return tiny_encoder
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("data")
-    return {split: write_documents(folder / f"{split}.jsonl", n, seed) for split, n, seed in
-            (("train", 24, 0), ("dev", 8, 1))}
+    return write_splits(tmp_path_factory.mktemp("data"), {"train": 24, "dev": 8})
 
 
 @pytest.mark.parametrize("settings, message", [

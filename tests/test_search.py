@@ -23,21 +23,19 @@ from longdoc.training.search_report import plot_importances
 from longdoc.training.search_space import PARAMETERS, Parameter, build_space, default_space, read_space_file
 from longdoc.training.train import train
 
-from tiny_checkpoints import tiny_bert, write_documents
+from tiny_checkpoints import write_splits
 
 FROZEN = TrainingDefaults(epochs=40, learning_rate=1e-3, batch_size=16, select_metric="loss")
 
 
 @pytest.fixture(scope="module")
-def encoder(tmp_path_factory):
-    return tiny_bert(tmp_path_factory.mktemp("encoder") / "bert")
+def encoder(tiny_encoder):
+    return tiny_encoder
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("data")
-    return {split: write_documents(folder / f"{split}.jsonl", n, seed) for split, n, seed in
-            (("train", 32, 0), ("dev", 12, 1))}
+    return write_splits(tmp_path_factory.mktemp("data"), {"train": 32, "dev": 12})
 
 
 @pytest.fixture(scope="module")

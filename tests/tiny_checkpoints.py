@@ -46,3 +46,10 @@ def write_documents(path: Path, count: int, seed: int, labels=("alpha", "beta"))
             label = labels[index % len(labels)]
             handle.write(json.dumps({"id": f"doc{index}", "text": keyword_document(label, rng), "label": label}) + "\n")
     return path
+
+
+def write_splits(folder: Path, sizes: dict[str, int]) -> dict[str, Path]:
+    """Keyword documents for each split, {"train": 48, "dev": 16} -> {split: its JSONL file}; split k
+    is drawn with seed k, so the splits differ and each is the same on every run."""
+    return {split: write_documents(folder / f"{split}.jsonl", count, seed)
+            for seed, (split, count) in enumerate(sizes.items())}
