@@ -135,7 +135,8 @@ def test_resume_without_checkpoints_says_where_it_looked(files, tmp_path, capsys
 
 def frozen_run(files, output, **options):
     settings = dict(family="truncate", model=str(files["model"]), freeze_encoder=True, chunk_size=14, epochs=6,
-                    learning_rate=3e-3, batch_size=8, cache_dir=str(files["cache"]))
+                    learning_rate=3e-3, batch_size=8, cache_dir=str(files["cache"]),
+                    min_checkpoint_seconds=0)  # epochs of milliseconds: a checkpoint after each all the same
     return train("classification", files["train"], files["dev"], output, **{**settings, **options})
 
 
@@ -167,6 +168,16 @@ def test_an_interrupted_frozen_run_resumes_where_it_stopped(files, interrupted, 
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4, 5, 6]
     assert_same_scores(resumed.history, reference.history, tolerance=1e-6)
     assert not checkpoint_folder(interrupted).exists()
+
+
+def test_short_epochs_are_checkpointed_at_most_once_a_minute_and_at_the_end(files, tmp_path, monkeypatch):
+    """Epochs of milliseconds: with the default spacing only the stage's last epoch is written."""
+    task = type(get_task("classification"))
+    monkeypatch.setattr(task, "finish", lambda self, run, save_best: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        frozen_run(files, tmp_path / "model", min_checkpoint_seconds=60)
+    stage = checkpoint_folder(tmp_path / "model") / "1-training"
+    assert sorted(p.name for p in stage.iterdir()) == ["checkpoint-12"]
 
 
 def test_a_run_killed_after_its_last_checkpoint_resumes_to_the_end(files, tmp_path, monkeypatch):

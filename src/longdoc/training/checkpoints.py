@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,7 @@ RUN_FILE = "run.json"
 STATE_FILE = "longdoc_state.json"
 # options that may change between a run and its resumption: they change where and how often
 # checkpoints go, not what is trained
-NOT_COMPARED = ("resume", "save_steps", "save_total_limit", "checkpoints")
+NOT_COMPARED = ("resume", "save_steps", "save_total_limit", "checkpoints", "min_checkpoint_seconds")
 COMPARED = ("task", "family", "model", "train", "validation", "epochs", "learning_rate", "batch_size", "seed")
 
 
@@ -248,11 +249,14 @@ class CheckpointState(TrainerCallback):
     ones; puts the state back on resume (after SaveBest's own on_train_begin, which would start its
     patience over). List it after SaveBest."""
 
-    def __init__(self, save_best, restore: dict | None = None, keep: int = 2):
+    def __init__(self, save_best, restore: dict | None = None, keep: int = 2, min_seconds: float = 0):
         self.save_best, self.restore, self.keep = save_best, restore, keep
+        self.min_seconds = min_seconds  # epoch checkpoints no closer than this (the stage's last excepted)
         self.save_at_epoch_end = False
+        self.last_save = time.monotonic()
 
     def on_train_begin(self, args, state, control, **kwargs):
+        self.last_save = time.monotonic()
         if self.restore is not None:
             self.save_best.restore(self.restore["save_best"])
 
@@ -266,8 +270,14 @@ class CheckpointState(TrainerCallback):
     def on_epoch_end(self, args, state, control, **kwargs):
         if self.save_at_epoch_end:
             control.should_save, self.save_at_epoch_end = True, False
+        # epochs of seconds (a head on cached vectors) would spend more time writing the whole model than
+        # training: then a checkpoint at most every `min_seconds`, and always at the stage's end
+        elif (control.should_save and self.min_seconds and state.global_step < state.max_steps
+              and time.monotonic() - self.last_save < self.min_seconds):
+            control.should_save = False
 
     def on_save(self, args, state, control, **kwargs):
+        self.last_save = time.monotonic()
         if not state.is_world_process_zero:
             return
         # the folder the Trainer has just written (Trainer._save_checkpoint names it so)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 
 # the names a task's `options` may carry that belong to the loop (a task reads the ones it knows, too)
 LOOP_SETTINGS = ("gradient_accumulation_steps", "warmup_ratio", "weight_decay", "max_steps", "early_stopping_patience",
-                 "bf16", "fp16", "save_steps", "save_total_limit", "resume", "checkpoints")
+                 "bf16", "fp16", "save_steps", "save_total_limit", "min_checkpoint_seconds", "resume", "checkpoints")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class LoopSettings:
     fp16: bool | None = None  # CUDA only (loss scaling)
     save_steps: int | None = None  # a Trainer checkpoint every N steps (default: every epoch)
     save_total_limit: int = 2  # checkpoints kept per stage
+    min_checkpoint_seconds: float = 60.0  # without save_steps: epoch checkpoints at most this often (0: each epoch)
     resume: bool = False  # continue from the last checkpoint of an interrupted run
     checkpoints: bool = True  # write Trainer checkpoints at all (cross-validation and search trials do not)
 
@@ -51,6 +52,8 @@ class LoopSettings:
         if self.warmup_ratio is not None and not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"--warmup-ratio is the share of steps warming up, from 0 to below 1; got "
                              f"{self.warmup_ratio}")
+        if self.min_checkpoint_seconds < 0:
+            raise ValueError(f"min_checkpoint_seconds must be 0 or more, got {self.min_checkpoint_seconds}")
         if self.weight_decay is not None and self.weight_decay < 0:
             raise ValueError(f"--weight-decay must be 0 or more, got {self.weight_decay}")
         if self.bf16 and self.fp16:

@@ -203,7 +203,9 @@ def fit(stage: Stage, run: TrainingRun, save_best: SaveBest, loop: LoopSettings 
     callbacks = [save_best]
     if checkpoints is not None:
         keep = (loop or LoopSettings()).save_total_limit
-        callbacks.append(CheckpointState(save_best, checkpoints.state, keep))  # after SaveBest: see its docs
+        settings = loop or LoopSettings()
+        spacing = 0 if settings.save_steps else settings.min_checkpoint_seconds  # --save-steps: as asked
+        callbacks.append(CheckpointState(save_best, checkpoints.state, keep, spacing))  # after SaveBest: see its docs
     trainer_class = Seq2SeqTrainer if generate else (LengthGroupedTrainer if stage.lengths else Trainer)
     extra = {"lengths": stage.lengths} if trainer_class is LengthGroupedTrainer else {}
     trainer = trainer_class(
