@@ -1,5 +1,5 @@
 """What resumable checkpoints cost: the default `longdoc train` of the frozen segment classifier
-(all-MiniLM-L6-v2, 40 epochs of the head, a checkpoint after each) with checkpoints and without,
+(all-MiniLM-L6-v2, 40 epochs of the head, checkpoints spaced a minute apart) with checkpoints and without,
 interleaved, on one real set whose segment vectors are cached first (so both time training only).
 
     .venv/bin/python benchmarks/bench_checkpoints.py [--set postgres-docs] [--rounds 2]
@@ -70,7 +70,7 @@ def main() -> None:
         f"Load average before / after: {' '.join(f'{x:.2f}' for x in load_before)} / "
         f"{' '.join(f'{x:.2f}' for x in load_after)}\n\n"
         f"`longdoc.training.train` of the segment family with --freeze-encoder and nothing else ({evaluations} "
-        f"epochs, a checkpoint after each, the last 2 kept), vector cache filled beforehand.\n\n"
+        f"epochs; checkpoints at most once a minute and at the stage's end, the last 2 kept), vector cache filled beforehand.\n\n"
         f"| run | seconds per round | median |\n|---|---|---|\n{rows}\n\n"
         f"With checkpoints / without: **{ratio:.3f}x**.\n")
     print(f"with / without checkpoints: {ratio:.3f}x")
