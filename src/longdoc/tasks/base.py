@@ -28,6 +28,7 @@ registry before anything heavy loads (task modules import torch inside their met
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -177,6 +178,11 @@ class Task:
     def prediction_json(self, prediction, source: str) -> dict:
         """The JSON object `longdoc predict` prints for one input."""
         return {"document": source, **prediction.to_dict()}
+
+    def run_evaluate(self, args, out) -> int:
+        """`longdoc evaluate`: the metrics of `evaluate_file` as one JSON object."""
+        out.print(json.dumps(self.evaluate_file(args.model_dir, args.data, vars(args))))
+        return 0
 
     def evaluate_file(self, model_dir: str | os.PathLike, path: str | os.PathLike, options: dict) -> dict:
         """The metrics of the saved model in `model_dir` on the labelled file `path` (what `longdoc evaluate`

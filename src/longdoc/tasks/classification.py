@@ -291,19 +291,14 @@ class ClassificationTask(Task):
                 f"dev{over}: macro-F1 {scores['macro_f1']:.4f}, accuracy {scores['accuracy']:.4f}, micro-F1 "
                 f"{scores['micro_f1']:.4f} ({result.seconds:.0f} s)"]
 
-    def load_pipeline(self, args):
-        return self.pipeline_class().from_pretrained(args.model_dir, truncate=args.truncate or None)
-
-    def run_evaluate(self, args, out) -> int:
-        import json
-
-        out.print(json.dumps(self.evaluate_file(args.model_dir, args.data, vars(args))))
-        return 0
+    def load_pipeline(self, model_dir, options: dict):
+        """The classifier in `model_dir`, read as `options` (a command's arguments or settings) say."""
+        return self.pipeline_class().from_pretrained(model_dir, truncate=options.get("truncate") or None)
 
     def evaluate_file(self, model_dir, path, options):
         """The pipeline's metrics on the file; with `from_vector_cache` (cross-validation), a frozen segment
         model reads its segment vectors from the cache instead of encoding them again (no speed figures then)."""
-        classifier = self.pipeline_class().from_pretrained(model_dir, truncate=options.get("truncate") or None)
+        classifier = self.load_pipeline(model_dir, options)
         text_column, label_column = options.get("text_column") or "text", options.get("label_column") or "label"
         if options.get("from_vector_cache") and getattr(classifier.model.config, "freeze_encoder", False):
             metrics = cached_evaluation(classifier, self.read(path, options), options)
@@ -321,7 +316,7 @@ class ClassificationTask(Task):
         for source, text in iter_documents(args.files, args.text_column):
             sources.append(source)
             texts.append(text)
-        classifier = self.load_pipeline(args)
+        classifier = self.load_pipeline(args.model_dir, vars(args))
         predictions = classifier.predict(texts, explain=args.explain, top_segments=args.top_segments,
                                          top_sentences=args.top_sentences, progress="predicting")
         for source, prediction in zip(sources, predictions):

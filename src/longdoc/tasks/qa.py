@@ -269,19 +269,14 @@ class QuestionAnsweringTask(Task):
                              f"{args.model_dir} FILE... --question \"...\"`")
         return super().run(command, args, out)
 
-    def load_pipeline(self, args):
-        options = {"max_length": getattr(args, "max_length", None), "doc_stride": args.doc_stride,
-                   "max_answer_len": args.max_answer_length}
-        return self.pipeline_class().from_pretrained(args.model_dir, **options)
-
-    def run_evaluate(self, args, out) -> int:
-        out.print(json.dumps(self.evaluate_file(args.model_dir, args.data, vars(args))))
-        return 0
-
-    def evaluate_file(self, model_dir, path, options):
+    def load_pipeline(self, model_dir, options: dict):
+        """The reader in `model_dir` with the windows `options` (a command's arguments or settings) give."""
         windows = {"max_length": options.get("max_length"), "doc_stride": options.get("doc_stride"),
                    "max_answer_len": options.get("max_answer_length")}
-        return self.pipeline_class().from_pretrained(model_dir, **windows).evaluate(path)
+        return self.pipeline_class().from_pretrained(model_dir, **windows)
+
+    def evaluate_file(self, model_dir, path, options):
+        return self.load_pipeline(model_dir, options).evaluate(path)
 
     def fold_groups(self, examples, options):
         """Questions on one context stay in one fold (else a fold is tested on contexts it trained on)."""
@@ -295,7 +290,7 @@ class QuestionAnsweringTask(Task):
         for index, question in enumerate(questions):
             if not question.strip():
                 raise ValueError(f"--question {index + 1} is empty: ask something")
-        answerer = self.load_pipeline(args)
+        answerer = self.load_pipeline(args.model_dir, vars(args))
         pairs = [(name, text, question) for name, text in zip(args.files, texts) for question in questions]
         results = answerer.answer([q for _, _, q in pairs], [t for _, t, _ in pairs], top_k=args.top_k,
                                   handle_impossible_answer=args.handle_impossible_answer,

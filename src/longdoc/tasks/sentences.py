@@ -59,14 +59,8 @@ class SentencesTask(ClassificationTask):
             record["sentences_not_read"] = prediction.unread
         return record
 
-    def run_evaluate(self, args, out) -> int:
-        import json
-
-        out.print(json.dumps(self.evaluate_file(args.model_dir, args.data, vars(args))))
-        return 0
-
     def evaluate_file(self, model_dir, path, options):
-        classifier = self.pipeline_class().from_pretrained(model_dir, truncate=options.get("truncate") or None)
+        classifier = self.load_pipeline(model_dir, options)
         columns = options.get("sentences_column") or "sentences", options.get("label_column") or "label"
         return classifier.evaluate(path, *columns, progress=options.get("progress", "predicting"))
 
@@ -95,7 +89,7 @@ class SentencesTask(ClassificationTask):
                 sources.append(name)
                 documents.append(split_into_sentences(read_text(name)))
                 split.append(True)
-        classifier = self.load_pipeline(args)
+        classifier = self.load_pipeline(args.model_dir, vars(args))
         predictions = classifier.predict(documents, progress="predicting")
         for source, prediction, was_split in zip(sources, predictions, split):
             out.print(json.dumps(self.prediction_json(prediction, source, split=was_split), ensure_ascii=False))

@@ -184,10 +184,6 @@ class SummarizationTask(Task):
                 f"dev: ROUGE-1 {best['rouge1']:.4f}, ROUGE-2 {best['rouge2']:.4f}, ROUGE-L {best['rougeL']:.4f}, "
                 f"ROUGE-Lsum {best['rougeLsum']:.4f} ({result.seconds:.0f} s)"]
 
-    def run_evaluate(self, args, out) -> int:
-        out.print(json.dumps(self.evaluate_file(args.model_dir, args.data, vars(args))))
-        return 0
-
     def evaluate_file(self, model_dir, path, options):
         summarizer = self.pipeline_class().from_pretrained(model_dir, batch_size=options.get("batch_size") or 2)
         return summarizer.evaluate(path, options.get("text_column") or "text",
