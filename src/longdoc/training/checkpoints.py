@@ -34,7 +34,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, IntervalStrategy
 
 from ..runtime import is_main_process
 from .loop_settings import LoopSettings, flag
-from .save_best import recover_swap
+from .save_best import recover_swap, write_whole
 
 logger = logging.getLogger(__name__)
 
@@ -292,10 +292,8 @@ class CheckpointState(TrainerCallback):
 
 
 def write_json(path: Path, value) -> None:
-    """Write `value` whole or not at all: a reader never finds half a file."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(value, indent=1, default=_plain))
-    os.replace(partial, path)
+    """Write `value` as JSON, whole or not at all."""
+    write_whole(path, json.dumps(value, indent=1, default=_plain))
 
 
 def _plain(value):

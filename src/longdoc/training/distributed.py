@@ -24,6 +24,8 @@ import os
 import socket
 from contextlib import contextmanager
 
+from ..runtime import is_main_process
+
 logger = logging.getLogger(__name__)
 
 PATH_OPTIONS = ("cache_dir",)  # settings that may differ between machines without changing the training
@@ -42,14 +44,6 @@ def is_distributed() -> bool:
     return world_size() > 1
 
 
-def rank() -> int:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank()
-    return int(os.environ.get("RANK", "0") or 0)
-
-
 def backend(device: str) -> str:
     """NCCL between GPUs, gloo between CPU processes."""
     return "nccl" if device == "cuda" else "gloo"
@@ -65,7 +59,7 @@ def prepare(device: str) -> None:
 
         # "cuda" means this process's GPU from here on (the model is moved there before the Trainer runs)
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    if rank() != 0:
+    if not is_main_process():
         quiet_this_process()
 
 
@@ -114,7 +108,7 @@ def main_process_first():
     if not is_distributed():
         yield
         return
-    main = rank() == 0
+    main = is_main_process()
     if not main:
         wait_for_everyone()
     try:

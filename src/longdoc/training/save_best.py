@@ -64,6 +64,16 @@ def save_model_folder(model, tokenizer, output: str | os.PathLike) -> None:
         shutil.rmtree(staging, ignore_errors=True)  # only left when writing or the swap failed
 
 
+def write_whole(path: Path, text: str) -> None:
+    """Write `text` to `path` whole or not at all: a reader (or another process writing it) never finds
+    half a file; the staging name is this writer's own."""
+    handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    with os.fdopen(handle, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(staging, 0o644)  # mkstemp's files are private
+    os.replace(staging, path)
+
+
 def _swap_in(staging: Path, output: Path) -> None:
     """Rename `output` aside, `staging` in, then delete the old folder; a failure in between puts
     the old folder back, so `output` is never missing."""

@@ -17,6 +17,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .save_best import write_whole
+
 
 def write_report(study, output: Path, storage: str, metric: str, direction: str, described: dict,
                  defaults_note: str | None, kept: dict | None, seconds: float) -> dict:
@@ -179,12 +181,4 @@ def save_figure(fig, path: Path) -> None:
     fig.savefig(staging, dpi=110)
     plt.close(fig)
     os.chmod(staging, 0o644)  # mkstemp's files are private
-    os.replace(staging, path)
-
-
-def write_whole(path: Path, text: str) -> None:
-    handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    with os.fdopen(handle, "w") as f:
-        f.write(text)
-    os.chmod(staging, 0o644)
     os.replace(staging, path)

@@ -198,14 +198,13 @@ def fit(stage: Stage, run: TrainingRun, save_best: SaveBest, loop: LoopSettings 
     if checkpoints is not None and checkpoints.finished:
         save_best.restore(checkpoints.state["save_best"])  # the stage was over: nothing left to train
         return
+    loop = loop or LoopSettings()
     generate = stage.generation is not None
     arguments = trainer_arguments(stage, run, loop, last, checkpoints.folder if checkpoints else None)
     callbacks = [save_best]
     if checkpoints is not None:
-        keep = (loop or LoopSettings()).save_total_limit
-        settings = loop or LoopSettings()
-        spacing = 0 if settings.save_steps else settings.min_checkpoint_seconds  # --save-steps: as asked
-        callbacks.append(CheckpointState(save_best, checkpoints.state, keep, spacing))  # after SaveBest: see its docs
+        spacing = 0 if loop.save_steps else loop.min_checkpoint_seconds  # --save-steps: as asked
+        callbacks.append(CheckpointState(save_best, checkpoints.state, loop.save_total_limit, spacing))  # after SaveBest
     trainer_class = Seq2SeqTrainer if generate else (LengthGroupedTrainer if stage.lengths else Trainer)
     extra = {"lengths": stage.lengths} if trainer_class is LengthGroupedTrainer else {}
     trainer = trainer_class(
@@ -254,9 +253,10 @@ def trainer_arguments(stage: Stage, run: TrainingRun, loop: LoopSettings | None 
         # multiply the loss by the world size for models whose forward takes **kwargs but ignores them
         arguments.update(ddp_backend=distributed.backend(run.device), ddp_find_unused_parameters=True,
                          average_tokens_across_devices=False)
-    arguments = (loop or LoopSettings()).apply(arguments, last)
+    loop = loop or LoopSettings()
+    arguments = loop.apply(arguments, last)
     if checkpoint_dir is not None:
-        arguments.update(checkpoint_arguments(loop or LoopSettings(), checkpoint_dir))
+        arguments.update(checkpoint_arguments(loop, checkpoint_dir))
     if stage.generation is not None:
         arguments.update(predict_with_generate=True, generation_num_beams=stage.generation.get("num_beams"),
                          generation_max_length=stage.generation.get("max_length"))
