@@ -33,7 +33,7 @@ from ..data.folds import assign_folds, dev_split, fold_method
 from ..errors import DataError
 from ..tasks import get_task
 from .cv_report import summarize, write_reports
-from .train import TRAINING_REPORT, train
+from .train import TRAINING_REPORT, check_output_folder, train
 
 logger = logging.getLogger(__name__)
 
@@ -199,10 +199,8 @@ def count_lines(path: Path) -> int:
 
 
 def check_cv_output(output: Path) -> None:
-    if output.exists() and not output.is_dir():
-        raise ValueError(f"--output {output} is a file; give a folder for the folds and reports")
-    if output.is_dir() and any(output.iterdir()) and not (output / FOLDS_FILE).is_file():
-        raise ValueError(f"--output {output} holds files that are not a cross-validation's; give a new or empty folder")
+    check_output_folder(output, "the folds and reports", "a cross-validation's",
+                        lambda folder: (folder / FOLDS_FILE).is_file())
 
 
 def numeric(metrics: dict) -> dict:

@@ -133,13 +133,13 @@ def search_space(task: str, family: str, frozen: bool, defaults, space, options:
 
 def check_search_output(output: Path) -> None:
     """A new or empty folder, or one of an earlier search (to resume); anything else is refused."""
-    if output.exists() and not output.is_dir():
-        raise ValueError(f"--output {output} is a file; give a folder for the search")
+    from .train import check_output_folder
+
     ours = ("study.db", "study.db.lock", "search.json", "trials.md", "history.png", "importances.png", "model",
             DEFAULTS_MODEL)
-    if output.is_dir() and any(p.name not in ours and not p.name.startswith(".") for p in output.iterdir()):
-        raise ValueError(f"--output {output} holds files that are not a search's; give a new or empty folder "
-                         f"(or the folder of a search to resume)")
+    check_output_folder(output, "the search", "a search's",
+                        lambda folder: all(p.name in ours or p.name.startswith(".") for p in folder.iterdir()),
+                        hint=" (or the folder of a search to resume)")
 
 
 def open_study(optuna, url: str, name: str, direction: str, described: dict, seed: int, mix_pid: bool, frozen: bool):

@@ -184,10 +184,16 @@ _train = train  # the wrappers below name their training file `train`, as their 
 
 def check_output(output: Path) -> None:
     """A new folder, an empty one, or a model folder to replace; anything else is refused."""
+    check_output_folder(output, "the model", "a model", lambda folder: (folder / "config.json").is_file())
+
+
+def check_output_folder(output: Path, for_what: str, whose: str, ours, hint: str = "") -> None:
+    """`--output` must be a new or empty folder, or one that `ours(folder)` recognises as this command's
+    own (to replace or go on with); a file, or a folder of other files, is refused: nothing is lost."""
     if output.exists() and not output.is_dir():
-        raise ValueError(f"--output {output} is a file; give a folder for the model")
-    if output.is_dir() and any(output.iterdir()) and not (output / "config.json").is_file():
-        raise ValueError(f"--output {output} holds files that are not a model; give a new or empty folder")
+        raise ValueError(f"--output {output} is a file; give a folder for {for_what}")
+    if output.is_dir() and any(output.iterdir()) and not ours(output):
+        raise ValueError(f"--output {output} holds files that are not {whose}; give a new or empty folder{hint}")
 
 
 def fit(stage: Stage, run: TrainingRun, save_best: SaveBest, loop: LoopSettings | None = None,
