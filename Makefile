@@ -20,7 +20,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e ".[dev,demo,bench,summarization,tune]"
+	$(BIN)/pip install -q -e ".[dev,demo,bench,summarization,tune,serve,export,ray,web-tests]"
 	touch $(STAMP)
 
 $(ORACLE_STAMP):
@@ -41,9 +41,13 @@ venv: $(STAMP)
 
 oracle: $(ORACLE_STAMP) $(QA_ORACLE_STAMP)
 
-# groff renders the man-pages set (longdoc.datasets.roff); Debian ships it in groff-base
+# groff renders the man-pages set (longdoc.datasets.roff); Debian ships it in groff-base. Chromium and its
+# driver run the web page's browser test (tests/test_web_page.py); installed from Debian when missing.
 tools:
 	@command -v groff >/dev/null || { echo "groff is missing: apt-get install groff-base" >&2; exit 1; }
+	@command -v chromedriver >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null); } || \
+		{ echo "chromium is missing: apt-get install chromium chromium-driver" >&2; exit 1; }
 
 test: $(STAMP) $(ORACLE_STAMP) $(QA_ORACLE_STAMP) tools
 	LONGDOC_REQUIRE_ORACLE=1 $(BIN)/python -m pytest -q

@@ -26,7 +26,7 @@ LAYERS = {
     "families": 4, "pipelines": 4,
     "tasks": 5,
     "training": 6,
-    "cli": 7,
+    "cli": 7, "serve": 7, "export": 7,  # cli imports serve and export; serve imports export (never back)
     "demo": 8, "demo_qa": 8, "": 8,  # "": longdoc/__init__.py, which offers everything
 }
 
