@@ -39,6 +39,27 @@ from ..errors import DataError
 SHARED_COMMANDS = ("train", "evaluate", "predict")
 
 
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class RequestField:
+    """One field of a served task's request body (longdoc.serve turns these into a JSON schema): its name,
+    Python type (str, bool, int, float, list[str], or `X | None`), default (none: required), description,
+    and bounds (`minimum` for numbers, `min_length` for strings and lists)."""
+
+    name: str
+    type: Any
+    default: Any = _REQUIRED
+    description: str = ""
+    minimum: float | None = None
+    min_length: int | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+
 @dataclass
 class TrainingData:
     """A task's training and dev examples as `read` returned them, and what the task derived from
@@ -198,6 +219,58 @@ class Task:
     def fold_groups(self, examples: list, options: dict) -> list[str] | None:
         """The group of each example when none is named (a group never crosses folds); None: no groups."""
         return None
+
+    # -- serving (longdoc.serve: one HTTP endpoint per loaded model) ----------------------------
+    # A task is served once it names its `serve_action` and implements `serve_predict`; the service builds the
+    # request's JSON schema from `serve_fields`, batches requests of equal `serve_batch_key` under a token
+    # budget (`serve_tokens`), and refuses a document the model cannot read whole (`serve_limit`).
+
+    serve_action: str | None = None  # POST /v1/models/{name}/{serve_action}; None: its models are not served
+
+    def serve_fields(self) -> list["RequestField"]:
+        """The fields of a request body: the document (`text`) and the options of one prediction."""
+        return [RequestField("text", str, description="the document", min_length=1)]
+
+    def serve_load(self, model_dir: str | os.PathLike):
+        """The pipeline that answers the requests to the model in `model_dir` (as the task's command loads it)."""
+        return self.pipeline_class().from_pretrained(model_dir)
+
+    def serve_check(self, request: dict) -> None:
+        """Problems of a request its schema cannot see (a blank document...): a DataError saying which."""
+        if not request["text"].strip():
+            raise DataError("text is blank: give a document (it holds only white space)")
+
+    def serve_tokens(self, tokenizer, request: dict) -> int:
+        """The request's tokens (no special tokens): what the batch budget and the size limit count."""
+        return len(tokenizer(request["text"], add_special_tokens=False, verbose=False)["input_ids"])
+
+    def serve_limit(self, described: dict, request: dict, tokens: int) -> str | None:
+        """Why the model cannot read this document whole (a message naming its limit), or None when it can;
+        `described` is what `serve_describe` said of the model (its `max_document_tokens`, what it `reads`)."""
+        most = described.get("max_document_tokens")
+        if most is not None and tokens > most:
+            return (f"the document is {tokens} tokens long and this model reads at most {most} "
+                    f"({described.get('reads', 'its limit')}): send a shorter document")
+        return None
+
+    def serve_batch_key(self, request: dict) -> tuple:
+        """The request's options that change the computation: only requests with equal keys share a batch."""
+        return ()
+
+    def serve_predict(self, pipeline, requests: list[dict]) -> list[dict]:
+        """One JSON object per request, as the task's command prints it for that document less the file name;
+        one pipeline call for all of them (they share a batch key)."""
+        raise NotImplementedError(f"{self.name} models are not served")
+
+    def serve_describe(self, pipeline) -> dict:
+        """What `GET /v1/models` says of the model besides its name and task: labels, and the limit
+        `serve_limit` enforces (`max_document_tokens`: the most tokens it reads whole, None: any; `reads`: how)."""
+        return {}
+
+
+def without_key(record: dict, key: str) -> dict:
+    """A prediction's JSON less one key (the file name a command prints, which a served request has not)."""
+    return {name: value for name, value in record.items() if name != key}
 
     # -- command line --------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ import logging
 from contextlib import contextmanager
 from dataclasses import replace
 
-from .base import Stage, Task, TrainingData, add_option, iter_documents
+from .base import RequestField, Stage, Task, TrainingData, add_option, iter_documents, without_key
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class ClassificationTask(Task):
     default_family = "segment"
     primary_metric = "macro_f1"
     pipeline = "longdoc.pipelines.classification:DocumentClassifier"
+    serve_action = "classify"
 
     # -- data ----------------------------------------------------------------------------------
 
@@ -243,6 +244,31 @@ class ClassificationTask(Task):
             record["explanation"] = {label: e.to_dict() for label, e in prediction.explanation.items()}
         return record
 
+    # -- serving -------------------------------------------------------------------------------
+
+    def serve_fields(self):
+        return [RequestField("text", str, description="the document", min_length=1),
+                RequestField("explain", bool, False, "also the segments that drove each predicted label and, in "
+                             "each, the sentences that carry it (scored by occlusion: a few times the cost)"),
+                RequestField("top_segments", int, 3, "with explain: segments shown per label", minimum=1),
+                RequestField("top_sentences", int, 3, "with explain: sentences shown per segment", minimum=0)]
+
+    def serve_load(self, model_dir):
+        return self.load_pipeline(model_dir, {})
+
+    def serve_batch_key(self, request):
+        return (True, request["top_segments"], request["top_sentences"]) if request["explain"] else (False,)
+
+    def serve_predict(self, pipeline, requests):
+        first = requests[0]
+        predictions = pipeline.predict([r["text"] for r in requests], explain=first["explain"],
+                                       top_segments=first["top_segments"], top_sentences=first["top_sentences"])
+        return [without_key(self.prediction_json(p, None, explain=first["explain"]), "document") for p in predictions]
+
+    def serve_describe(self, pipeline):
+        space = pipeline.space
+        return {"labels": list(space.names), "multi_label": space.multi_label, **document_limit(pipeline)}
+
     # -- command line --------------------------------------------------------------------------
 
     def add_arguments(self, command, parser):
@@ -399,6 +425,29 @@ def add_hat_reading_arguments(parser) -> None:
                "warning, even where the model was trained without --truncate")
     add_option(parser, "--sentences-column", default="sentences", metavar="NAME",
                help="sentence classifiers: field holding the list of sentences")
+
+
+def document_limit(pipeline) -> dict:
+    """{"max_document_tokens", "reads"}: the most tokens (no special tokens) a document classifier reads whole,
+    and how it reads them; None where it reads any length or cuts by design (truncate; HAT trained with
+    --truncate). A HAT's limit is an upper bound: its greedy segments of whole sentences may hold fewer."""
+    family, config, tokenizer = pipeline.family, pipeline.model.config, pipeline.tokenizer
+    name = getattr(family, "name", None)
+    if name in ("longformer", "lsg"):
+        window = family.max_length(pipeline.model, tokenizer)
+        return {"max_document_tokens": window - tokenizer.num_special_tokens_to_add(pair=False),
+                "reads": f"one window of {window} tokens"}
+    if name in ("segment", "chunk-pool"):
+        cut = family.segmentation(config)
+        most = (config.max_segments - 1) * cut.stride + cut.chunk_size
+        return {"max_document_tokens": most, "reads": f"up to {config.max_segments} segments of {cut.chunk_size} "
+                f"tokens, {cut.stride} apart"}
+    if name == "hat" and not getattr(config, "truncate_segments", False):
+        return {"max_document_tokens": config.max_sentences * config.max_sentence_size,
+                "reads": f"up to {config.max_sentences} segments of {config.max_sentence_size} tokens"}
+    reads = {"truncate": f"only the first {getattr(config, 'chunk_size', '?')} tokens (the truncation baseline)",
+             "hat": f"the first {getattr(config, 'max_sentences', '?')} segments (trained with --truncate)"}
+    return {"max_document_tokens": None, "reads": reads.get(name, "documents of any length")}
 
 
 def format_explanation(prediction, width: int = 200) -> str:

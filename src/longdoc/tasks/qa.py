@@ -18,7 +18,7 @@ import logging
 
 from ..data.qa_defaults import CONFIG_FIELD, DEFAULT_MAX_ANSWER_LENGTH
 from ..errors import DataError
-from .base import Stage, Task, add_option
+from .base import RequestField, Stage, Task, add_option, without_key
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ class QuestionAnsweringTask(Task):
     default_family = "longformer"
     primary_metric = "f1"
     pipeline = "longdoc.pipelines.qa:QuestionAnswerer"
+    serve_action = "answer"
     commands = {"answer": (
         "answer questions from documents with a question-answering model",
         "Answer every --question from each FILE (a text file, the whole of it the context). Prints one JSON line "
@@ -298,6 +299,54 @@ class QuestionAnsweringTask(Task):
         for (name, _, question), answers in zip(pairs, results):
             out.print(json.dumps(self.prediction_json(answers, name, question, args.top_k), ensure_ascii=False))
         return 0
+
+    # -- serving -------------------------------------------------------------------------------
+
+    def serve_fields(self):
+        return [RequestField("text", str, description="the document (the context the answer is taken from)",
+                             min_length=1),
+                RequestField("question", str, description="the question", min_length=1),
+                RequestField("top_k", int, 1, "answers kept (with more than 1 the response lists them in answers)",
+                             minimum=1),
+                RequestField("handle_impossible_answer", bool | None, None, "allow the answer \"no answer\" "
+                             "(default: as the model was trained)"),
+                RequestField("max_length", int | None, None, "tokens per window (default: as trained)", minimum=1),
+                RequestField("doc_stride", int | None, None, "tokens consecutive windows share (default: as "
+                             "trained)", minimum=0),
+                RequestField("max_answer_length", int | None, None, "most tokens in an answer (default: as trained)",
+                             minimum=1)]
+
+    def serve_load(self, model_dir):
+        return self.load_pipeline(model_dir, {})
+
+    def serve_check(self, request):
+        super().serve_check(request)
+        if not request["question"].strip():
+            raise DataError("question is blank: ask something")
+
+    def serve_tokens(self, tokenizer, request):
+        return sum(len(ids) for ids in tokenizer([request["text"], request["question"]], add_special_tokens=False,
+                                                 verbose=False)["input_ids"])
+
+    def serve_batch_key(self, request):
+        return tuple(request[name] for name in ("top_k", "handle_impossible_answer", "max_length", "doc_stride",
+                                                "max_answer_length"))
+
+    def serve_predict(self, pipeline, requests):
+        first = requests[0]
+        results = pipeline.answer([r["question"] for r in requests], [r["text"] for r in requests],
+                                  top_k=first["top_k"], handle_impossible_answer=first["handle_impossible_answer"],
+                                  max_length=first["max_length"], doc_stride=first["doc_stride"],
+                                  max_answer_len=first["max_answer_length"])
+        return [without_key(self.prediction_json(answers, None, r["question"], r["top_k"]), "file")
+                for answers, r in zip(results, requests)]
+
+    def serve_describe(self, pipeline):
+        defaults = getattr(pipeline, "defaults", {})
+        return {"max_document_tokens": None,
+                "reads": f"windows of {defaults.get('max_length', '?')} tokens over the whole document",
+                **{name: defaults.get(key) for name, key in (("max_length", "max_length"), ("doc_stride", "doc_stride"),
+                                                             ("max_answer_length", "max_answer_len"))}}
 
     def prediction_json(self, answers, source, question=None, top_k=1):
         best = answers[0] if answers else {"answer": "", "score": 0.0, "start": 0, "end": 0}

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from .base import is_record_file, read_text
+from ..errors import DataError
+from .base import RequestField, is_record_file, read_text, without_key
 from .classification import ClassificationTask
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,55 @@ class SentencesTask(ClassificationTask):
             record["sentences_not_read"] = prediction.unread
         return record
 
+    # -- serving -------------------------------------------------------------------------------
+
+    def serve_fields(self):
+        return [RequestField("text", str | None, None, "the document, split into sentences (the response then lists "
+                             "them); or give sentences", min_length=1),
+                RequestField("sentences", list[str] | None, None, "the document's sentences, labelled in order",
+                             min_length=1)]
+
+    def serve_check(self, request):
+        text, sentences = request["text"], request["sentences"]
+        if (text is None) == (sentences is None):
+            raise DataError("give either text (split into sentences) or sentences (a list), not "
+                            + ("both" if text is not None else "neither"))
+        if text is not None and not text.strip():
+            raise DataError("text is blank: give a document (it holds only white space)")
+        if sentences is not None and not any(sentence.strip() for sentence in sentences):
+            raise DataError("sentences are all blank: give at least one sentence with words")
+
+    def serve_tokens(self, tokenizer, request):
+        pieces = [request["text"]] if request["text"] is not None else request["sentences"]
+        return sum(len(ids) for ids in tokenizer(pieces, add_special_tokens=False, verbose=False)["input_ids"])
+
+    def serve_limit(self, described, request, tokens):
+        most = described.get("max_sentences")
+        if most is None:
+            return None
+        count = len(serve_sentences(request))
+        if count > most:
+            return (f"the document has {count} sentences and this model labels at most {most} per document "
+                    f"(max_sentences; it was trained without --truncate): send fewer sentences")
+        return None
+
+    def serve_batch_key(self, request):
+        return ()  # no options: every request to the model can share a batch
+
+    def serve_predict(self, pipeline, requests):
+        predictions = pipeline.predict([serve_sentences(r) for r in requests])
+        return [without_key(self.prediction_json(p, None, split=r["sentences"] is None), "document")
+                for p, r in zip(predictions, requests)]
+
+    def serve_describe(self, pipeline):
+        config = pipeline.model.config
+        truncates = bool(getattr(config, "truncate_segments", False))
+        return {"labels": list(pipeline.space.names), "multi_label": pipeline.space.multi_label,
+                "max_sentences": None if truncates else config.max_sentences, "max_document_tokens": None,
+                "reads": (f"the first {config.max_sentences} sentences (trained with --truncate; the response counts "
+                          f"the others in sentences_not_read)" if truncates else
+                          f"up to {config.max_sentences} sentences of {config.max_sentence_size} tokens")}
+
     def evaluate_file(self, model_dir, path, options):
         classifier = self.load_pipeline(model_dir, options)
         columns = options.get("sentences_column") or "sentences", options.get("label_column") or "label"
@@ -94,3 +144,10 @@ class SentencesTask(ClassificationTask):
         for source, prediction, was_split in zip(sources, predictions, split):
             out.print(json.dumps(self.prediction_json(prediction, source, split=was_split), ensure_ascii=False))
         return 0
+
+
+def serve_sentences(request: dict) -> list[str]:
+    """A served request's sentences: its list, or its text split as `longdoc predict` splits a text file."""
+    from ..pipelines.sentences import split_into_sentences
+
+    return request["sentences"] if request["sentences"] is not None else split_into_sentences(request["text"])

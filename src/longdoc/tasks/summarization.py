@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import logging
 
-from .base import Stage, Task, add_option, iter_documents
+from .base import RequestField, Stage, Task, add_option, iter_documents
 
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+SERVE_BATCH = 1024  # documents one generate() call may take when served (the token budget bounds a batch first)
 GENERATION_OPTIONS = ("num_beams", "length_penalty", "no_repeat_ngram_size", "min_length", "max_length")
 # the settings of summarization training (library keyword arguments, and the CLI flags of the same names)
 SETTINGS = ("gradient_accumulation_steps", "warmup_ratio", "precision", "max_source_length", "max_target_length",
@@ -31,6 +32,7 @@ class SummarizationTask(Task):
     default_family = "lsg"
     primary_metric = "rougeL"
     pipeline = "longdoc.pipelines.summarization:Summarizer"
+    serve_action = "summarize"
     commands = {"summarize": (
         "summarize documents with an encoder-decoder (LSG-BART) model",
         "Summarize each FILE: a .jsonl/.csv file gives one document per line, any other file is one document. "
@@ -136,6 +138,44 @@ class SummarizationTask(Task):
 
     def prediction_json(self, prediction, source):
         return {"source": source, "summary": prediction}
+
+    # -- serving -------------------------------------------------------------------------------
+
+    def serve_fields(self):
+        return [RequestField("text", str, description="the document", min_length=1),
+                RequestField("num_beams", int | None, None, "beam search width (default: the model's)", minimum=1),
+                RequestField("length_penalty", float | None, None, "> 1 favours longer summaries"),
+                RequestField("no_repeat_ngram_size", int | None, None, "never repeat an n-gram of this size",
+                             minimum=0),
+                RequestField("min_length", int | None, None, "fewest tokens in the summary", minimum=0),
+                RequestField("max_length", int | None, None, "most tokens in the summary", minimum=1),
+                RequestField("truncate", bool, False, "summarize only the beginning of a document longer than the "
+                             "model reads (as longdoc summarize does); the response then says truncated: true. "
+                             "Without it such a document is refused (413)")]
+
+    def serve_load(self, model_dir):
+        # a batch is as large as the service's token budget makes it (the model's own sparsity may ask for one)
+        return self.pipeline_class().from_pretrained(model_dir, batch_size=SERVE_BATCH)
+
+    def serve_limit(self, described, request, tokens):
+        return None if request["truncate"] else super().serve_limit(described, request, tokens)
+
+    def serve_batch_key(self, request):
+        return tuple(request[name] for name in GENERATION_OPTIONS)
+
+    def serve_predict(self, pipeline, requests):
+        settings = pipeline.generation_settings(**{name: requests[0][name] for name in GENERATION_OPTIONS})
+        texts = [r["text"] for r in requests]
+        cut = [r["truncate"] and len(pipeline.tokenizer(t, verbose=False)["input_ids"]) > pipeline.max_source_length
+               for r, t in zip(requests, texts)]
+        return [{"summary": summary, **({"truncated": True} if was_cut else {})}
+                for summary, was_cut in zip(pipeline.predict(texts, **settings), cut)]
+
+    def serve_describe(self, pipeline):
+        most = pipeline.max_source_length
+        return {"max_document_tokens": most - pipeline.tokenizer.num_special_tokens_to_add(pair=False),
+                "reads": f"{most} tokens with its special tokens; truncate: true summarizes the beginning of a "
+                         f"longer document"}
 
     # -- command line --------------------------------------------------------------------------
 
