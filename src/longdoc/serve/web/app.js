@@ -18,7 +18,8 @@
     key: byId("api-key"), text: byId("text"), textInfo: byId("text-info"), file: byId("file"),
     question: byId("question"), topK: byId("top-k"), explain: byId("explain"),
     topSegments: byId("top-segments"), topSentences: byId("top-sentences"),
-    numBeams: byId("num-beams"), maxLength: byId("max-length"), minLength: byId("min-length"), truncate: byId("truncate"),
+    numBeams: byId("num-beams"), maxLength: byId("max-length"), minLength: byId("min-length"),
+    truncate: byId("truncate"),
     submit: byId("submit"), status: byId("status"), error: byId("error"),
     results: byId("results"), resultsTitle: byId("results-title"), resultBody: byId("result-body"),
   };
@@ -143,7 +144,8 @@
       ui.model.replaceChildren(element("option", { value: "", text: "This server serves no model" }));
       return;
     }
-    ui.model.replaceChildren(...models.map((m) => element("option", { value: m.name, text: `${m.name} (${m.task})` })));
+    ui.model.replaceChildren(...models.map((m) =>
+      element("option", { value: m.name, text: `${m.name} (${m.task})` })));
     const previous = sessionStorage.getItem(MODEL_STORAGE);
     if (models.some((m) => m.name === previous)) ui.model.value = previous;
     ui.model.disabled = false;
@@ -206,7 +208,9 @@
       describeText();
       ui.textInfo.textContent = `${file.name}: ${ui.textInfo.textContent}`;
     };
-    reader.onerror = () => showError(new Error(`Could not read ${file.name}: ${reader.error?.message || "unknown error"}.`));
+    reader.onerror = () => {
+      showError(new Error(`Could not read ${file.name}: ${reader.error?.message || "unknown error"}.`));
+    };
     reader.readAsText(file);  // UTF-8
   }
 
@@ -215,13 +219,13 @@
   /** The integer in a number field, undefined when it is empty; an Error naming the field when it is not
    *  a whole number within the field's bounds. */
   function whole(input) {
+    const name = input.labels[0]?.textContent || input.id;
+    const bounds = [input.min && ` at least ${input.min}`, input.max && ` at most ${input.max}`].filter(Boolean);
+    const wanted = `${name} must be a whole number${bounds.join(" and")}`;
+    if (input.validity.badInput) throw new Error(`${wanted}.`);  // the browser keeps no value for "abc"
     if (input.value.trim() === "") return undefined;
     const value = Number(input.value);
-    const name = input.labels[0]?.textContent || input.id;
-    if (!Number.isInteger(value) || !input.checkValidity()) {
-      const bounds = [input.min && `at least ${input.min}`, input.max && `at most ${input.max}`].filter(Boolean);
-      throw new Error(`${name}: ${JSON.stringify(input.value)} is not a whole number${bounds.length ? ` ${bounds.join(" and ")}` : ""}.`);
-    }
+    if (!Number.isInteger(value) || !input.checkValidity()) throw new Error(`${wanted}; got ${input.value}.`);
     return value;
   }
 
@@ -236,16 +240,17 @@
     }
     if (model.action === "summarize") {
       const body = { text, truncate: ui.truncate.checked };
-      for (const [field, input] of [["num_beams", ui.numBeams], ["max_length", ui.maxLength], ["min_length", ui.minLength]]) {
+      const options = { num_beams: ui.numBeams, max_length: ui.maxLength, min_length: ui.minLength };
+      for (const [field, input] of Object.entries(options)) {
         const value = whole(input);
         if (value !== undefined) body[field] = value;
       }
       return body;
     }
     if (!explains(model)) return { text };
-    const explain = ui.explain.checked;
-    return explain ? { text, explain, top_segments: whole(ui.topSegments) ?? 3, top_sentences: whole(ui.topSentences) ?? 3 }
-                   : { text, explain };
+    if (!ui.explain.checked) return { text, explain: false };
+    return { text, explain: true, top_segments: whole(ui.topSegments) ?? 3,
+             top_sentences: whole(ui.topSentences) ?? 3 };
   }
 
   function setBusy(on, message = "") {
@@ -302,7 +307,7 @@
     ui.results.dataset.action = model.action;
     if (model.action === "answer") showAnswer(text, body, result);
     else if (model.action === "summarize") showSummary(result);
-    else if (model.task === "sentences" || Array.isArray(result.scores)) showSentences(result);  // scores per sentence
+    else if (Array.isArray(result.scores)) showSentences(result);  // a sentence classifier: scores per sentence
     else showClassification(text, body, result);
     ui.resultsTitle.focus({ preventScroll: true });
     ui.results.scrollIntoView({ block: "start", behavior: smoothly() });
@@ -319,7 +324,8 @@
       kept.push({ start, end, span });
     }
     kept.sort((a, b) => a.start - b.start);
-    const view = element("div", { className: "document", tabindex: "0", role: "region", "aria-label": "The document" });
+    const view = element("div", { className: "document", tabindex: "0", role: "region",
+                                  "aria-label": "The document" });
     const marks = [];
     let at = 0;
     for (const { start, end, span } of kept) {
@@ -367,7 +373,8 @@
     const ranked = Object.entries(scores).sort((a, b) => b[1] - a[1]);
     const first = ranked.filter(([label], i) => i < TOP_LABELS || predicted.has(label));
     const rest = ranked.filter((pair) => !first.includes(pair));
-    const list = element("ol", { id: "labels", className: "labels" }, first.map(([l, p]) => labelRow(l, p, predicted.has(l))));
+    const list = element("ol", { id: "labels", className: "labels" },
+                         first.map(([l, p]) => labelRow(l, p, predicted.has(l))));
     const parts = [element("h3", { text: "Labels" }), list];
     if (rest.length) {
       parts.push(element("details", { className: "more-labels" }, [
@@ -375,7 +382,9 @@
         element("ol", { className: "labels" }, rest.map(([l, p]) => labelRow(l, p, false))),
       ]));
     }
-    if (!predicted.size) parts.push(element("p", { className: "note", text: "No label passed the model's threshold." }));
+    if (!predicted.size) {
+      parts.push(element("p", { className: "note", text: "No label passed the model's threshold." }));
+    }
     return parts;
   }
 
@@ -397,7 +406,8 @@
     const { view, marks } = documentView(text, sentences, (s) => {
       const mark = element("mark", {
         className: s.score > 0 ? "evidence" : "evidence against",
-        dataset: { label, score: String(s.score), start: String(s.start), end: String(s.end), segment: String(s.segment) },
+        dataset: { label, score: String(s.score), start: String(s.start), end: String(s.end),
+                   segment: String(s.segment) },
         title: `${label}: without this sentence its log-odds ${s.score >= 0 ? "drop" : "rise"} by ` +
                `${Math.abs(s.score).toFixed(2)} (segment ${s.segment})`,
       });
@@ -418,11 +428,11 @@
     const heading = element("h3", {}, ["Evidence for ", element("q", { text: label }),
       ` (${percent(explanation.probability)})`]);
     const legend = element("p", { className: "hint" }, sentences.length
-      ? "Highlighted: the sentences whose removal lowers the label most (darker: more). The score is the drop of the " +
-        "label's log-odds without the sentence."
+      ? "Highlighted: the sentences without which the label loses most (darker: more); underlined: sentences that " +
+        "speak against it. A score is the drop of the label's log-odds when the sentence is removed."
       : "The model read no sentence of this label's segments.");
-    return { parts: [heading, legend, element("div", { className: "reading" }, [view, element("div", { className: "side" }, [
-      element("h4", { text: "Strongest first" }), list])])], view, marks };
+    const side = element("div", { className: "side" }, [element("h4", { text: "Strongest first" }), list]);
+    return { parts: [heading, legend, element("div", { className: "reading" }, [view, side])], view, marks };
   }
 
   function showClassification(text, body, result) {
@@ -435,21 +445,24 @@
     if (!body.explain) return;
     if (!explained.length) {
       out.append(element("p", { className: "note", text:
-        "The model returned no explanation: only the segment families (segment, chunk-pool, truncate) explain their labels." }));
+        "The model returned no explanation: only the segment families (segment, chunk-pool, truncate) explain " +
+        "their labels." }));
       return;
     }
     const holder = element("div", { id: "evidence" });
     const show = (label) => {
       const { parts, view, marks } = evidenceView(text, label, explanation[label]);
       holder.replaceChildren(...parts);
-      const strongest = marks.reduce((best, m) => (!best || Number(m.dataset.score) > Number(best.dataset.score) ? m : best), null);
+      const score = (mark) => Number(mark.dataset.score);
+      const strongest = marks.reduce((best, m) => (!best || score(m) > score(best) ? m : best), null);
       if (strongest) {
         strongest.classList.add("strongest");
         scrollWithin(view, strongest);
       }
     };
     if (explained.length > 1) {
-      const group = element("fieldset", { className: "choose-label" }, [element("legend", { text: "Show the evidence for" })]);
+      const group = element("fieldset", { className: "choose-label" },
+                            element("legend", { text: "Show the evidence for" }));
       explained.forEach((label, i) => {
         const id = `evidence-label-${i}`;
         group.append(element("span", { className: "choice" }, [
@@ -468,47 +481,46 @@
 
   function showAnswer(text, body, result) {
     const answers = Array.isArray(result.answers) && result.answers.length ? result.answers : [result];
-    const found = answers.filter((a) => a.start !== null && a.start !== undefined);
-    const box = element("div", { className: "answer-box", id: "answer" });
-    ui.resultBody.append(element("p", { className: "question" }, [element("strong", { text: "Question: " }), body.question]), box);
-    if (result.start === null || result.start === undefined) {
-      box.append(element("p", { text: `No answer in the document (score ${percent(result.score || 0)}).` }));
-    } else {
-      box.append(element("p", {}, [element("strong", { text: "Answer: " }), element("q", { className: "answer-text", text: result.answer }),
-        ` (score ${percent(result.score)})`]));
-    }
-    if (!found.length) return;
-    const holder = element("div", { className: "reading" });
-    const show = (answer) => {
-      const { view, marks } = documentView(text, [answer], (a) => element("mark", {
-        className: "answer", dataset: { start: String(a.start), end: String(a.end), score: String(a.score) },
-        title: `answer, score ${percent(a.score)}`,
-      }));
-      holder.replaceChildren(view);
-      if (alternatives) holder.append(alternatives);
-      if (marks[0]) {
-        marks[0].classList.add("strongest");
-        scrollWithin(view, marks[0]);
-      }
-    };
-    let alternatives = null;
+    const found = (answer) => answer.start !== null && answer.start !== undefined;  // null: "no answer"
+    const asked = element("p", { className: "question" }, [element("strong", { text: "Question: " }), body.question]);
+    const box = element("div", { className: "answer-box", id: "answer" }, found(result)
+      ? element("p", {}, [element("strong", { text: "Answer: " }),
+                          element("q", { className: "answer-text", text: result.answer }),
+                          ` (score ${percent(result.score)})`])
+      : element("p", { text: `No answer in the document (score ${percent(result.score || 0)}).` }));
+    ui.resultBody.append(asked, box);
+    const first = answers.find(found);
+    if (!first) return;
+
+    const reading = element("div", { className: answers.length > 1 ? "reading" : "reading single" });
+    const holder = element("div");
+    reading.append(holder);
     if (answers.length > 1) {
-      alternatives = element("div", { className: "side" }, [element("h4", { text: "Answers, best first" })]);
       const list = element("ol", { className: "answers" });
       answers.forEach((answer, i) => {
         const id = `answer-${i}`;
-        const none = answer.start === null || answer.start === undefined;
         list.append(element("li", {}, [
-          element("input", { type: "radio", name: "answer", id, checked: i === 0 && !none, disabled: none,
+          element("input", { type: "radio", name: "answer", id, checked: answer === first, disabled: !found(answer),
                              onchange: () => show(answer) }),
-          element("label", { for: id }, [none ? "(no answer)" : element("q", { text: excerpt(answer.answer, 120) }),
+          element("label", { for: id }, [
+            found(answer) ? element("q", { text: excerpt(answer.answer, 120) }) : "(no answer)",
             element("span", { className: "meta", text: ` ${percent(answer.score)}` })]),
         ]));
       });
-      alternatives.append(list);
+      reading.append(element("div", { className: "side" }, [element("h4", { text: "Answers, best first" }), list]));
     }
-    ui.resultBody.append(holder);
-    show(found[0]);
+    ui.resultBody.append(reading);
+
+    function show(answer) {
+      const { view, marks } = documentView(text, [answer], (a) => element("mark", {
+        className: "answer strongest",
+        dataset: { start: String(a.start), end: String(a.end), score: String(a.score) },
+        title: `answer, score ${percent(a.score)}`,
+      }));
+      holder.replaceChildren(view);
+      if (marks[0]) scrollWithin(view, marks[0]);
+    }
+    show(first);
   }
 
   // summarization and sentence labels --------------------------------------------------------
@@ -528,7 +540,8 @@
     (result.labels || []).forEach((labels, i) => {
       const names = labels === null ? [] : [].concat(labels);
       const chips = names.length ? names.map((l) => element("span", { className: "chip", text: l }))
-                                 : [element("span", { className: "chip unread", text: labels === null ? "not read" : "none" })];
+                                 : [element("span", { className: "chip unread",
+                                                      text: labels === null ? "not read" : "no label" })];
       const scores = result.scores?.[i];
       const best = scores && names.length ? ` (${names.map((l) => percent(scores[l] ?? 0)).join(", ")})` : "";
       list.append(element("li", { dataset: { labels: names.join("\u001f") } }, [
