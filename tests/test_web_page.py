@@ -74,7 +74,8 @@ def long_document(markup: bool = False) -> str:
     text[20:20] = [NEEDLES["outage"][0]]
     if markup:
         text[4:4] = ['Someone pasted <img src=x onerror="window.injected=1"> and <b>bold</b> here.']
-    return "𝐖𝐞𝐞𝐤𝐥𝐲 𝐧𝐨𝐭𝐞𝐬. " + " ".join(text[:12]) + "\n\n" + " ".join(text[12:26]) + "\n\n" + " ".join(text[26:])
+    paragraphs = (" ".join(text[:12]), " ".join(text[12:26]), " ".join(text[26:]))
+    return "𝐖𝐞𝐞𝐤𝐥𝐲 𝐧𝐨𝐭𝐞𝐬. " + "\n\n".join(paragraphs)
 
 
 @pytest.fixture(scope="module")
