@@ -314,7 +314,7 @@ def test_the_servers_error_message_is_shown(browser, server):
     segments.clear()
     segments.send_keys("0")
     browser.find_element(By.ID, "submit").click()  # refused before anything is sent
-    assert error.text == "Error Segments per label must be a whole number at least 1 and at most 20; got 0."
+    assert error.text == "Error: Segments per label must be a whole number at least 1 and at most 20; got 0."
     segments.clear()
     segments.send_keys("3")
     browser.find_element(By.ID, "submit").click()

@@ -112,7 +112,7 @@
 
   function showError(error) {
     const where = error.status ? `${error.status}${error.type ? ` ${error.type}` : ""}: ` : "";
-    ui.error.replaceChildren(element("strong", { text: "Error " }), `${where}${error.message}`);
+    ui.error.replaceChildren(element("strong", { text: "Error: " }), `${where}${error.message}`);
     ui.error.hidden = false;
     if (error.status === 401 || error.status === 403) {
       ui.keyBox.open = true;
