@@ -193,3 +193,18 @@ def test_a_replica_that_cannot_start_says_why(ray_service, tmp_path):
     Ray test: the failed app takes the served one's name.)"""
     with pytest.raises(ValueError, match=r"could not start: .*DataError: .*nowhere: no such model folder"):
         run_ray([f"lost={tmp_path / 'nowhere'}"], SETTINGS, port=free_port(), blocking=False)
+
+
+def test_longdoc_serve_ray_flags(monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(ray_deployment, "run_ray", lambda *args, **kwargs: calls.append((args, kwargs)))
+    assert main(["serve", "a=/x", "b=/y", "--ray", "--replicas", "2", "--max-replicas", "4", "--ray-address", "auto",
+                 "--host", "0.0.0.0", "--port", "8123", "--max-batch-tokens", "512"]) == 0
+    (specs, settings), options = calls[0]
+    assert specs == ["a=/x", "b=/y"] and settings.max_batch_tokens == 512
+    assert options == dict(replicas=2, max_replicas=4, host="0.0.0.0", port=8123, address="auto")
+    for arguments, message in ((["--replicas", "2"], "--replicas goes with --ray"),
+                               (["--ray", "--port", "0"], "--port 0 does not work with --ray")):
+        assert main(["serve", "a=/x", *arguments]) == 1
+        assert message in capsys.readouterr().err
+    assert len(calls) == 1

@@ -35,6 +35,14 @@ def add_serve_command(subparsers) -> None:
                         help="refuse (413) larger request bodies (default 10000000)")
     parser.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
                         help="torch (default), or onnx: folders that `longdoc export --format onnx` wrote")
+    ray = parser.add_argument_group("Ray Serve (docs/serving-ray.md)")
+    ray.add_argument("--ray", action="store_true", help="serve in Ray Serve replicas (a GPU each where there are "
+                     "GPUs), on a Ray instance started here or on --ray-address's cluster")
+    ray.add_argument("--replicas", type=int, metavar="N", help="with --ray: replicas at start, and the fewest kept "
+                     "(default 1)")
+    ray.add_argument("--max-replicas", type=int, metavar="N", help="with --ray: autoscale up to N replicas")
+    ray.add_argument("--ray-address", metavar="ADDRESS", help="with --ray: the cluster (HEAD_IP:6379, or auto: the "
+                     "one `ray start` runs on this machine)")
     parser.set_defaults(run=run_serve)
 
 
@@ -56,6 +64,11 @@ def run_serve(args) -> int:
                              runtime=args.runtime)
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port {args.port}: give a port from 0 to 65535")
+    if args.ray:
+        return run_on_ray(args, settings)
+    for flag in ("replicas", "max_replicas", "ray_address"):
+        if getattr(args, flag) is not None:
+            raise ValueError(f"--{flag.replace('_', '-')} goes with --ray")
     models = load_served_models(args.models, runtime=settings.runtime)
     for model in models.values():
         out.note(f"{model.name}: {model.task.name} model from {model.model_dir} at POST {model.endpoint}")
@@ -67,4 +80,17 @@ def run_serve(args) -> int:
     if not run_server(app, args.host, args.port, on_listening=listening):
         out.note(f"longdoc serve: could not listen on {args.host}:{args.port} (see above)")
         return 1
+    return 0
+
+
+def run_on_ray(args, settings) -> int:
+    from ..serve.ray_deployment import run_ray
+
+    if args.port == 0:
+        raise ValueError("--port 0 does not work with --ray (every node's proxy listens on the same port): give one")
+    try:
+        run_ray(args.models, settings, replicas=1 if args.replicas is None else args.replicas,
+                max_replicas=args.max_replicas, host=args.host, port=args.port, address=args.ray_address)
+    except ImportError as error:
+        raise ValueError(str(error)) from None
     return 0
