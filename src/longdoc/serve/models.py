@@ -51,7 +51,7 @@ class ServedModel:
 
     def check(self, request: dict) -> None:
         """A DataError for what the request's schema cannot catch (a blank document...)."""
-        self.task.serve_check(request)
+        self.task.serve_check(request, self.details)
 
     def count_tokens(self, request: dict) -> int:
         """The request's tokens. A fast tokenizer fails ("Already borrowed") when two threads use it while one

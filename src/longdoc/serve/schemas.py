@@ -56,6 +56,8 @@ def request_model(task) -> type[RequestBody]:
             constraints = {}
             if spec.minimum is not None:
                 constraints["ge"] = spec.minimum
+            if spec.maximum is not None:
+                constraints["le"] = spec.maximum
             if spec.min_length is not None:
                 constraints["min_length"] = spec.min_length
             default = ... if spec.required else spec.default

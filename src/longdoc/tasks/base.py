@@ -46,7 +46,8 @@ _REQUIRED = object()
 class RequestField:
     """One field of a served task's request body (longdoc.serve turns these into a JSON schema): its name,
     Python type (str, bool, int, float, list[str], or `X | None`), default (none: required), description,
-    and bounds (`minimum` for numbers, `min_length` for strings and lists)."""
+    and bounds (`minimum` and `maximum` for numbers, `min_length` for strings and lists). Bound every option
+    that sets an amount of work (beams, answers kept...): a client must not make one request cost hours."""
 
     name: str
     type: Any
@@ -54,6 +55,7 @@ class RequestField:
     description: str = ""
     minimum: float | None = None
     min_length: int | None = None
+    maximum: float | None = None
 
     @property
     def required(self) -> bool:
@@ -235,8 +237,9 @@ class Task:
         """The pipeline that answers the requests to the model in `model_dir` (as the task's command loads it)."""
         return self.pipeline_class().from_pretrained(model_dir)
 
-    def serve_check(self, request: dict) -> None:
-        """Problems of a request its schema cannot see (a blank document...): a DataError saying which."""
+    def serve_check(self, request: dict, described: dict) -> None:
+        """Problems of a request its schema cannot see (a blank document, an option beyond what the model
+        takes: `described` is what `serve_describe` said of it): a DataError saying which."""
         if not request["text"].strip():
             raise DataError("text is blank: give a document (it holds only white space)")
 

@@ -250,8 +250,10 @@ class ClassificationTask(Task):
         return [RequestField("text", str, description="the document", min_length=1),
                 RequestField("explain", bool, False, "also the segments that drove each predicted label and, in "
                              "each, the sentences that carry it (scored by occlusion: a few times the cost)"),
-                RequestField("top_segments", int, 3, "with explain: segments shown per label", minimum=1),
-                RequestField("top_sentences", int, 3, "with explain: sentences shown per segment", minimum=0)]
+                RequestField("top_segments", int, 3, "with explain: segments shown per label", minimum=1,
+                             maximum=100),
+                RequestField("top_sentences", int, 3, "with explain: sentences shown per segment", minimum=0,
+                             maximum=100)]
 
     def serve_load(self, model_dir):
         return self.load_pipeline(model_dir, {})

@@ -307,22 +307,30 @@ class QuestionAnsweringTask(Task):
                              min_length=1),
                 RequestField("question", str, description="the question", min_length=1),
                 RequestField("top_k", int, 1, "answers kept (with more than 1 the response lists them in answers)",
-                             minimum=1),
+                             minimum=1, maximum=100),
                 RequestField("handle_impossible_answer", bool | None, None, "allow the answer \"no answer\" "
                              "(default: as the model was trained)"),
-                RequestField("max_length", int | None, None, "tokens per window (default: as trained)", minimum=1),
+                RequestField("max_length", int | None, None, "tokens per window (default: as trained; at most "
+                             "what the model reads)", minimum=1),
                 RequestField("doc_stride", int | None, None, "tokens consecutive windows share (default: as "
                              "trained)", minimum=0),
                 RequestField("max_answer_length", int | None, None, "most tokens in an answer (default: as trained)",
-                             minimum=1)]
+                             minimum=1, maximum=100_000)]
 
     def serve_load(self, model_dir):
         return self.load_pipeline(model_dir, {})
 
-    def serve_check(self, request):
-        super().serve_check(request)
+    def serve_check(self, request, described):
+        super().serve_check(request, described)
         if not request["question"].strip():
             raise DataError("question is blank: ask something")
+        longest, window = described.get("longest_window"), request["max_length"] or described.get("max_length")
+        if longest is not None and request["max_length"] is not None and request["max_length"] > longest:
+            raise DataError(f"max_length {request['max_length']} is longer than the model reads ({longest} tokens): "
+                            f"give at most {longest}")
+        if request["doc_stride"] is not None and window is not None and request["doc_stride"] >= window:
+            raise DataError(f"doc_stride ({request['doc_stride']}) must be smaller than the window (max_length "
+                            f"{window}): it is the overlap between consecutive windows")
 
     def serve_tokens(self, tokenizer, request):
         return sum(len(ids) for ids in tokenizer([request["text"], request["question"]], add_special_tokens=False,
@@ -343,7 +351,8 @@ class QuestionAnsweringTask(Task):
 
     def serve_describe(self, pipeline):
         defaults = getattr(pipeline, "defaults", {})
-        return {"max_document_tokens": None,
+        longest = pipeline.model_length() if hasattr(pipeline, "model_length") else None
+        return {"max_document_tokens": None, "longest_window": longest,
                 "reads": f"windows of {defaults.get('max_length', '?')} tokens over the whole document",
                 **{name: defaults.get(key) for name, key in (("max_length", "max_length"), ("doc_stride", "doc_stride"),
                                                              ("max_answer_length", "max_answer_len"))}}

@@ -68,7 +68,7 @@ class SentencesTask(ClassificationTask):
                 RequestField("sentences", list[str] | None, None, "the document's sentences, labelled in order",
                              min_length=1)]
 
-    def serve_check(self, request):
+    def serve_check(self, request, described):
         text, sentences = request["text"], request["sentences"]
         if (text is None) == (sentences is None):
             raise DataError("give either text (split into sentences) or sentences (a list), not "

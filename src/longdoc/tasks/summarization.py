@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import logging
 
+from ..errors import DataError
 from .base import RequestField, Stage, Task, add_option, iter_documents
 
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 SERVE_BATCH = 1024  # documents one generate() call may take when served (the token budget bounds a batch first)
+MAX_SERVED_BEAMS = 32  # a served request's widest beam search
 GENERATION_OPTIONS = ("num_beams", "length_penalty", "no_repeat_ngram_size", "min_length", "max_length")
 # the settings of summarization training (library keyword arguments, and the CLI flags of the same names)
 SETTINGS = ("gradient_accumulation_steps", "warmup_ratio", "precision", "max_source_length", "max_target_length",
@@ -143,12 +145,16 @@ class SummarizationTask(Task):
 
     def serve_fields(self):
         return [RequestField("text", str, description="the document", min_length=1),
-                RequestField("num_beams", int | None, None, "beam search width (default: the model's)", minimum=1),
-                RequestField("length_penalty", float | None, None, "> 1 favours longer summaries"),
+                RequestField("num_beams", int | None, None, "beam search width (default: the model's)", minimum=1,
+                             maximum=MAX_SERVED_BEAMS),
+                RequestField("length_penalty", float | None, None, "> 1 favours longer summaries", minimum=-100,
+                             maximum=100),
                 RequestField("no_repeat_ngram_size", int | None, None, "never repeat an n-gram of this size",
-                             minimum=0),
-                RequestField("min_length", int | None, None, "fewest tokens in the summary", minimum=0),
-                RequestField("max_length", int | None, None, "most tokens in the summary", minimum=1),
+                             minimum=0, maximum=100),
+                RequestField("min_length", int | None, None, "fewest tokens in the summary (at most what the "
+                             "decoder writes)", minimum=0),
+                RequestField("max_length", int | None, None, "most tokens in the summary (at most what the decoder "
+                             "writes)", minimum=1),
                 RequestField("truncate", bool, False, "summarize only the beginning of a document longer than the "
                              "model reads (as longdoc summarize does); the response then says truncated: true. "
                              "Without it such a document is refused (413)")]
@@ -156,6 +162,16 @@ class SummarizationTask(Task):
     def serve_load(self, model_dir):
         # a batch is as large as the service's token budget makes it (the model's own sparsity may ask for one)
         return self.pipeline_class().from_pretrained(model_dir, batch_size=SERVE_BATCH)
+
+    def serve_check(self, request, described):
+        super().serve_check(request, described)
+        most = described.get("max_summary_tokens")
+        for name in ("min_length", "max_length"):
+            if most is not None and request[name] is not None and request[name] > most:
+                raise DataError(f"{name} {request[name]}: this model writes summaries of at most {most} tokens "
+                                f"(its decoder's positions)")
+        if None not in (request["min_length"], request["max_length"]) and request["min_length"] > request["max_length"]:
+            raise DataError(f"min_length ({request['min_length']}) is larger than max_length ({request['max_length']})")
 
     def serve_limit(self, described, request, tokens):
         return None if request["truncate"] else super().serve_limit(described, request, tokens)
@@ -173,7 +189,11 @@ class SummarizationTask(Task):
 
     def serve_describe(self, pipeline):
         most = pipeline.max_source_length
+        config = getattr(getattr(pipeline, "model", None), "config", None)
+        positions = getattr(config, "max_decoder_position_embeddings", None) or getattr(config,
+                                                                                      "max_position_embeddings", None)
         return {"max_document_tokens": most - pipeline.tokenizer.num_special_tokens_to_add(pair=False),
+                "max_summary_tokens": positions,
                 "reads": f"{most} tokens with its special tokens; truncate: true summarizes the beginning of a "
                          f"longer document"}
 
