@@ -25,26 +25,34 @@ def _save(model, tokenizer, folder: Path) -> Path:
     return folder
 
 
-def build_models(root: Path) -> dict[str, Path]:
-    """kind -> model folder: "classifier", "longformer", "sentences", "qa", "summarizer"."""
+KINDS = ("classifier", "longformer", "sentences", "qa", "summarizer")
+
+
+def build_models(root: Path, kinds: tuple[str, ...] = KINDS) -> dict[str, Path]:
+    """kind -> model folder, for each of `kinds` (default all: "classifier", "longformer", "sentences", "qa",
+    "summarizer")."""
     source = tiny_bert(root / "bert", max_positions=64)
     torch.manual_seed(0)
     folders = {}
-    model, tokenizer = get_family("segment").build("classification", str(source),
-                                                   {"head_config": LABELS.config_fields(), "chunk_size": 16})
-    folders["classifier"] = _save(model, tokenizer, root / "classifier")
-    model, tokenizer = get_family("longformer").build(
-        "classification", str(source), {"head_config": LABELS.config_fields(), "max_length": 128,
-                                        "work_dir": str(root / "work-longformer")})
-    folders["longformer"] = _save(model, tokenizer, root / "longformer")
-    model, tokenizer = get_family("hat").build(
-        "sentences", str(source), {"head_config": LABELS.config_fields(), "max_sentences": 8,
-                                   "max_sentence_size": 16, "work_dir": str(root / "work-hat")})
-    folders["sentences"] = _save(model, tokenizer, root / "sentences")
-    folders["qa"] = random_qa_model("longformer", root / "qa")
-    warm_start_summarizer(source, root / "summarizer", max_length=96, decoder_layers=1, block_size=8,
-                          sparse_block_size=8, sparsity_factor=2, num_global_tokens=2)
-    folders["summarizer"] = root / "summarizer"
+    labels = {"head_config": LABELS.config_fields()}
+    if "classifier" in kinds:
+        model, tokenizer = get_family("segment").build("classification", str(source), {**labels, "chunk_size": 16})
+        folders["classifier"] = _save(model, tokenizer, root / "classifier")
+    if "longformer" in kinds:
+        model, tokenizer = get_family("longformer").build(
+            "classification", str(source), {**labels, "max_length": 128, "work_dir": str(root / "work-longformer")})
+        folders["longformer"] = _save(model, tokenizer, root / "longformer")
+    if "sentences" in kinds:
+        model, tokenizer = get_family("hat").build(
+            "sentences", str(source), {**labels, "max_sentences": 8, "max_sentence_size": 16,
+                                       "work_dir": str(root / "work-hat")})
+        folders["sentences"] = _save(model, tokenizer, root / "sentences")
+    if "qa" in kinds:
+        folders["qa"] = random_qa_model("longformer", root / "qa")
+    if "summarizer" in kinds:
+        warm_start_summarizer(source, root / "summarizer", max_length=96, decoder_layers=1, block_size=8,
+                              sparse_block_size=8, sparsity_factor=2, num_global_tokens=2)
+        folders["summarizer"] = root / "summarizer"
     return folders
 
 
