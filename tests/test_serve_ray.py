@@ -69,7 +69,8 @@ def ray_service(specs):
 
     before = os.environ.get("RAY_AUTH_MODE")
     os.environ["RAY_AUTH_MODE"] = "disabled"  # a local instance on 127.0.0.1: no token written to ~/.ray
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20,
+             log_to_driver=False)  # "local": a new instance, whatever else runs Ray on this machine
     try:
         # a long batch wait: the requests sent together below certainly meet in a batch
         service = run_ray(specs, SETTINGS, replicas=2, port=free_port(), blocking=False, batch_wait_s=0.3)
@@ -146,6 +147,21 @@ def test_fixed_replicas_or_autoscaling_and_a_gpu_per_replica_where_there_are_gpu
 
     pinned = deployment_of(ray_deployment.build_app(["m=/x"], SETTINGS, RayOptions(gpus_per_replica=0.5)))
     assert pinned.ray_actor_options["num_gpus"] == 0.5
+
+
+def test_a_ray_instance_started_here_refuses_replicas_it_has_no_room_for(monkeypatch):
+    import ray
+
+    monkeypatch.setattr(ray_deployment, "_cluster_gpus", lambda: 0)
+    monkeypatch.setattr(ray, "cluster_resources", lambda: {"CPU": 2.0})
+    for replicas in (2, 3):
+        options = RayOptions(replicas=replicas)
+        application = ray_deployment.build_app(["m=/x"], SETTINGS, options)
+        if replicas == 2:
+            ray_deployment._check_room(options, application)  # one CPU each: room for two
+        else:
+            with pytest.raises(ValueError, match="3 replicas need 3 CPUs; this machine has 2: give fewer replicas"):
+                ray_deployment._check_room(options, application)
 
 
 @pytest.mark.parametrize("options, message", [

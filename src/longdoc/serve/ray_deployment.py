@@ -3,8 +3,9 @@
 Each replica loads the models itself (`load_served_models`) and builds the plain service's app
 (`create_app`), with itself as the batcher: `submit` queues (model, request) pairs on a
 `@serve.batch` method that fills a batch up to `max_batch_tokens` padded tokens and runs one
-`predict_batch` per model and options in it. Ray Serve's proxy routes HTTP requests to the replicas; its autoscaler adds replicas
-between `replicas` and `max_replicas`. A replica takes one GPU where the cluster has GPUs, else one CPU.
+`predict_batch` per model and options in it. Ray Serve's proxies route HTTP requests to the
+replicas; its autoscaler keeps between `replicas` and `max_replicas`. A replica takes one GPU
+where the cluster has GPUs, else one CPU.
 
 Two ways in: `run_ray(...)` (what `longdoc serve --ray` calls) and `app_builder`, the import path a
 `serve run` / `serve deploy` config names (docs/serving-ray.md). Ray is imported on first use, so
@@ -18,6 +19,7 @@ import contextvars
 import dataclasses
 import logging
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -318,13 +320,14 @@ def run_ray(specs: list[str], settings: ServeSettings, replicas: int = 1, max_re
         ray_owner = "connected" if address is not None or os.environ.get("RAY_ADDRESS") else "here"
         if ray_owner == "here":
             _check_folders(specs)  # the replicas run on this machine: say so now, not after Ray has started
-        ray.init(address=address)
-    service = RayService(url=f"http://{host}:{port}", ray_owner=ray_owner)
+        # "local": a new instance, even where `ray start` runs one (that one is --ray-address auto)
+        ray.init(address="local" if ray_owner == "here" else address)
     try:
         application = build_app(specs, settings, ray_options)
         if ray_owner == "here":
             _check_room(ray_options, application)
         serve.start(http_options={"host": host, "port": port})
+        service = RayService(url=_serve_url(host, port), ray_owner=ray_owner)
         _deploy(serve, application)
     except BaseException:
         if ray_owner != "caller":
@@ -335,13 +338,26 @@ def run_ray(specs: list[str], settings: ServeSettings, replicas: int = 1, max_re
     print(f"longdoc on Ray Serve at {service.url} (API at {service.url}/docs); Ctrl-C stops it", file=sys.stderr,
           flush=True)
     try:
+        _wait_for_stop()
+    finally:
+        service.shutdown()
+    return service
+
+
+def _stop(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _wait_for_stop() -> None:
+    """Until Ctrl-C, or SIGTERM (what a service manager stops with), as for the plain server."""
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
     finally:
-        service.shutdown()
-    return service
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _check_folders(specs: list[str]) -> None:
@@ -366,6 +382,22 @@ def _check_room(options: RayOptions, application) -> None:
             raise ValueError(f"{options.replicas} replicas need {options.replicas * per_replica:g} {resource}s; "
                              f"this machine has {have.get(resource, 0):g}: give fewer replicas, a smaller "
                              f"{'cpus' if resource == 'CPU' else 'gpus'}_per_replica, or a cluster (--ray-address)")
+
+
+def _serve_url(host: str, port: int) -> str:
+    """Where the proxies listen: Serve already running on a cluster keeps the host and port it started
+    with (until `serve shutdown`), whatever this call asked for."""
+    try:
+        from ray.serve.context import _get_global_client
+
+        config = _get_global_client().http_config
+        actual_host, actual_port = config.host, config.port
+    except Exception:  # noqa: BLE001 - a private API: then trust what was asked for
+        return f"http://{host}:{port}"
+    if (actual_host, actual_port) != (host, port):
+        print(f"Ray Serve already runs on this cluster at {actual_host}:{actual_port} and keeps that address "
+              f"until `serve shutdown`; the app is served there", file=sys.stderr, flush=True)
+    return f"http://{actual_host}:{actual_port}"
 
 
 def _deploy(serve, application) -> None:
