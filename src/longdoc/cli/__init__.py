@@ -13,12 +13,13 @@ import sys
 from ..tasks.classification import format_explanation  # noqa: F401  (the demo prints explanations with it)
 from .convert import add_convert_command
 from .cv import add_cv_command
+from .export import add_export_command
 from .search import add_search_command
 from .serve import add_serve_command
 from .tasks import add_evaluate_command, add_predict_command, add_task_commands, add_train_command
 
 SUBCOMMANDS = (add_convert_command, add_train_command, add_evaluate_command, add_predict_command, add_task_commands,
-               add_cv_command, add_search_command, add_serve_command)
+               add_cv_command, add_search_command, add_serve_command, add_export_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -138,24 +138,30 @@ def export_onnx(model_dir, out_dir, format: str = FORMAT, opset: int | None = No
 
 
 def _trace(graph, path: Path, opset: int | None) -> int:
-    """Trace one graph into `path` with every named axis dynamic; its opset."""
+    """Trace one graph into `path` with every named axis dynamic; its opset.
+
+    torch.export traces it first, on its own: the ONNX exporter's fallbacks (draft export and others)
+    would write a graph whose shape assumptions were dropped, so a graph torch.export cannot trace with
+    these dynamic axes is refused instead."""
     import onnx
     import torch
+
+    from .support import ExportRefused
 
     dynamic = tuple({axis: torch.export.Dim.DYNAMIC for axis, axis_name in enumerate(graph.axes[n]) if axis_name}
                     for n in graph.inputs)
     captured = io.StringIO()
-    try:
-        with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(captured), \
-                contextlib.redirect_stderr(captured):
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(graph.module.eval(), graph.example, dynamo=True, dynamic_shapes=dynamic,
-                                        input_names=list(graph.inputs), output_names=list(graph.outputs),
-                                        opset_version=opset, verbose=False)
-            program.save(str(path))
-    except Exception as error:
-        tail = captured.getvalue()[-2000:]
-        raise RuntimeError(f"tracing the {graph.name} graph failed: {error}\n{tail}") from error
+    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(captured), \
+            contextlib.redirect_stderr(captured):
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.export.export(graph.module.eval(), graph.example, dynamic_shapes=dynamic, strict=False)
+        except Exception as error:
+            raise ExportRefused(f"the {graph.name} graph cannot be traced with dynamic batch and length axes "
+                                f"({type(error).__name__}: {str(error)[:600]}), so the model is not exported") from error
+        onnx_program = torch.onnx.export(program, graph.example, dynamo=True, input_names=list(graph.inputs),
+                                         output_names=list(graph.outputs), opset_version=opset, verbose=False)
+        onnx_program.save(str(path))
     proto = onnx.load(str(path), load_external_data=False)
     return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
 
