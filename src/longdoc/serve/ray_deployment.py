@@ -380,8 +380,9 @@ def _check_room(options: RayOptions, application) -> None:
     for resource, per_replica in (("CPU", actor.get("num_cpus", 0)), ("GPU", actor.get("num_gpus", 0))):
         if per_replica and options.replicas * per_replica > have.get(resource, 0):
             raise ValueError(f"{options.replicas} replicas need {options.replicas * per_replica:g} {resource}s; "
-                             f"this machine has {have.get(resource, 0):g}: give fewer replicas, a smaller "
-                             f"{'cpus' if resource == 'CPU' else 'gpus'}_per_replica, or a cluster (--ray-address)")
+                             f"this machine has {have.get(resource, 0):g}: give fewer replicas, or a cluster "
+                             f"(--ray-address), or smaller ones ({resource.lower()}s_per_replica, from Python or a "
+                             f"serve config)")
 
 
 def _serve_url(host: str, port: int) -> str:
