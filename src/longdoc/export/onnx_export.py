@@ -148,6 +148,8 @@ def _trace(graph, path: Path, opset: int | None) -> int:
 
     from .support import ExportRefused
 
+    # "torchvision is not installed" lines from the exporter's registry, once per process: not the user's concern
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     dynamic = tuple({axis: torch.export.Dim.DYNAMIC for axis, axis_name in enumerate(graph.axes[n]) if axis_name}
                     for n in graph.inputs)
     captured = io.StringIO()
