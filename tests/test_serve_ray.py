@@ -1,7 +1,7 @@
-"""longdoc serve --ray (serve/ray_deployment.py): the plain service's app in two Ray Serve replicas of a local
-Ray instance answers as the plain server does, both replicas answer, and @serve.batch puts requests that
-arrive together into one forward pass; the deployment's options (replicas, autoscaling, GPUs) and the
-documented `serve run` config."""
+"""longdoc serve --ray (serve/ray_deployment.py): on a local Ray instance the autoscaler takes the plain
+service's app from one Ray Serve replica to two under load; both answer as the plain server does, and
+@serve.batch puts requests that arrive together into one forward pass. Then the deployment's options
+(replicas, autoscaling, GPUs), the documented `serve run` config and the command's flags."""
 
 import os
 
@@ -10,6 +10,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import asyncio
 import math
 import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -21,7 +22,7 @@ from longdoc.cli import main
 from longdoc.serve import ray_deployment
 from longdoc.serve.app import create_app
 from longdoc.serve.models import load_served_models
-from longdoc.serve.ray_deployment import BATCH_HEADER, REPLICA_HEADER, RayOptions, app_builder, run_ray
+from longdoc.serve.ray_deployment import APP_NAME, BATCH_HEADER, REPLICA_HEADER, RayOptions, app_builder, run_ray
 from longdoc.serve.settings import ServeSettings
 
 from serve_tiny_models import build_models, documents
@@ -61,29 +62,54 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Serve's replicas and proxies report their load every 10 s; the autoscaler below hears it every 0.5 s
+FAST_METRICS = {"RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5",
+                "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.5"}
+
+
+def running_replicas() -> int:
+    from ray import serve
+
+    return serve.status().applications[APP_NAME].deployments["LongdocReplica"].replica_states.get("RUNNING", 0)
+
+
 @pytest.fixture(scope="module")
 def ray_service(specs):
-    """Two replicas on a local Ray instance this fixture starts (2 CPUs: one per replica) and stops."""
+    """A local Ray instance this fixture starts (2 CPUs: one per replica) and stops, serving one replica
+    that may autoscale to two; the fixture loads it until it has (`scaling`: what it saw)."""
     import ray
     from ray import serve
 
-    before = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"  # a local instance on 127.0.0.1: no token written to ~/.ray
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20,
-             log_to_driver=False)  # "local": a new instance, whatever else runs Ray on this machine
-    try:
-        # a long batch wait: the requests sent together below certainly meet in a batch
-        service = run_ray(specs, SETTINGS, replicas=2, port=free_port(), blocking=False, batch_wait_s=0.3)
-        assert service.ray_owner == "caller"
-        yield service
-        service.shutdown()
-    finally:
-        serve.shutdown()
-        ray.shutdown()
-        if before is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = before
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_AUTH_MODE", "disabled")  # a local instance on 127.0.0.1: no token written to ~/.ray
+        for name, value in FAST_METRICS.items():
+            patch.setenv(name, value)  # read by Ray's processes, which inherit this environment
+        ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20,
+                 log_to_driver=False)  # "local": a new instance, whatever else runs Ray on this machine
+        try:
+            # a long batch wait: requests sent together certainly meet in a batch, and they last, so that the
+            # autoscaler sees more than target_ongoing_requests=1 in flight
+            service = run_ray(specs, SETTINGS, replicas=1, max_replicas=2, port=free_port(), blocking=False,
+                              batch_wait_s=0.3, target_ongoing_requests=1,
+                              autoscaling={"upscale_delay_s": 0, "look_back_period_s": 2})
+            assert service.ray_owner == "caller"
+            service.scaling = {"at_start": running_replicas()}
+            service.scaling["seconds"] = load_until_two_replicas(service.url)
+            service.scaling["after_load"] = running_replicas()
+            yield service
+            service.shutdown()
+        finally:
+            serve.shutdown()
+            ray.shutdown()
+
+
+def load_until_two_replicas(url: str, most_seconds: float = 60) -> float:
+    """Rounds of 8 requests at once until Serve runs two replicas (or `most_seconds` pass): the seconds it took."""
+    started = time.monotonic()
+    sent = [("/v1/models/reviews/classify", {"text": text}) for text in documents(8, seed=5)]
+    while running_replicas() < 2 and time.monotonic() - started < most_seconds:
+        asyncio.run(send_together(url, sent))
+    return time.monotonic() - started
 
 
 async def send_together(url: str, sent: list[tuple[str, dict]]) -> list[httpx.Response]:
@@ -101,6 +127,11 @@ def same_json(left, right, tolerance=1e-4) -> bool:
     if isinstance(left, list) and isinstance(right, list):
         return len(left) == len(right) and all(same_json(a, b, tolerance) for a, b in zip(left, right))
     return left == right
+
+
+def test_the_autoscaler_adds_a_replica_under_load(ray_service):
+    assert ray_service.scaling["at_start"] == 1
+    assert ray_service.scaling["after_load"] == 2, ray_service.scaling
 
 
 def test_two_replicas_answer_as_the_plain_server_in_batches(ray_service, plain_answers):
@@ -140,9 +171,11 @@ def test_fixed_replicas_or_autoscaling_and_a_gpu_per_replica_where_there_are_gpu
     assert fixed.max_ongoing_requests == SETTINGS.max_concurrent_requests
 
     monkeypatch.setattr(ray_deployment, "_cluster_gpus", lambda: 4)
-    scaled = deployment_of(ray_deployment.build_app(["m=/x"], SETTINGS, RayOptions(replicas=1, max_replicas=4)))
+    scaled = deployment_of(ray_deployment.build_app(["m=/x"], SETTINGS, RayOptions(
+        replicas=1, max_replicas=4, autoscaling={"downscale_delay_s": 60})))
     autoscaling = scaled._deployment_config.autoscaling_config
     assert (autoscaling.min_replicas, autoscaling.max_replicas, autoscaling.target_ongoing_requests) == (1, 4, 8)
+    assert autoscaling.downscale_delay_s == 60 and autoscaling.upscale_delay_s == 30  # given; Serve's default
     assert scaled.ray_actor_options["num_gpus"] == 1
 
     pinned = deployment_of(ray_deployment.build_app(["m=/x"], SETTINGS, RayOptions(gpus_per_replica=0.5)))
@@ -168,6 +201,7 @@ def test_a_ray_instance_started_here_refuses_replicas_it_has_no_room_for(monkeyp
     (dict(replicas=0), "replicas must be at least 1"),
     (dict(replicas=3, max_replicas=2), "max_replicas (2) is below replicas (3)"),
     (dict(cpus_per_replica=0), "cpus_per_replica must be positive"),
+    (dict(autoscaling=5), "autoscaling must be a mapping"),
 ])
 def test_bad_options_are_refused_before_ray_starts(options, message):
     with pytest.raises(ValueError) as error:

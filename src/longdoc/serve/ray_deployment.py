@@ -43,6 +43,7 @@ class RayOptions:
     batch_wait_s: float = 0.01             # how long a batch waits to fill after its first request
     gpus_per_replica: float | None = None  # None: 1 where the cluster has GPUs, else 0
     cpus_per_replica: float = 1.0          # without a GPU: a replica's CPU share (Ray sets its threads to it)
+    autoscaling: dict | None = None        # more of Serve's autoscaling_config (upscale_delay_s...)
 
     def check(self):
         if self.replicas < 1:
@@ -56,6 +57,9 @@ class RayOptions:
             raise ValueError(f"gpus_per_replica must not be negative, not {self.gpus_per_replica}")
         if self.cpus_per_replica <= 0:
             raise ValueError(f"cpus_per_replica must be positive, not {self.cpus_per_replica}")
+        if self.autoscaling is not None and not isinstance(self.autoscaling, dict):
+            raise ValueError(f"autoscaling must be a mapping of Serve's autoscaling_config fields, not "
+                             f"{self.autoscaling!r}")
         return self
 
 
@@ -234,7 +238,8 @@ def deployment_options(settings: ServeSettings, options: RayOptions) -> dict:
     else:
         chosen["autoscaling_config"] = {"min_replicas": options.replicas, "initial_replicas": options.replicas,
                                         "max_replicas": options.max_replicas,
-                                        "target_ongoing_requests": options.target_ongoing_requests}
+                                        "target_ongoing_requests": options.target_ongoing_requests,
+                                        **(options.autoscaling or {})}
     return chosen
 
 
