@@ -15,7 +15,10 @@ A task is one module (tasks/<name>.py) with one `Task` subclass that declares:
 - its command-line arguments (`add_arguments(command, parser)` for the shared commands "train",
   "evaluate" and "predict"), the settings `train` takes from them (`training_options`) and the
   lines that report a training (`training_summary`), and its own commands (`commands`), run by
-  `run(command, args, out)` (evaluate, predict and its own; tasks write through `out`, never print).
+  `run(command, args, out)` (evaluate, predict and its own; tasks write through `out`, never print);
+- for the HTTP service (longdoc.serve), its endpoint's verb and request fields (`serve_action`,
+  `serve_fields`), its checks and limits, the options that keep requests apart in batches, and one
+  pipeline call for a batch of requests (`serve_predict`); see docs/serving.md.
 
 `longdoc.training.train(task, ...)` trains every task the same way on `transformers`' Trainer, calling
 the hooks below. This module imports no torch: the command line builds its parser from the
