@@ -65,12 +65,35 @@ def _key_blocks(x: torch.Tensor, n_blocks: int, b: int, m: int) -> torch.Tensor:
     return torch.cat([blocks[..., j : j + n_blocks, :, :] for j in range(2 * m + 1)], dim=-2)
 
 
-def band_local_attention(q, k, v, is_token, is_global, indices, valid, one_sided: int) -> torch.Tensor:
+def band_mask(is_token, is_global, valid, one_sided: int) -> torch.Tensor:
+    """(B, 1, nb, b, G + b + 2w) bool: the keys each query row may see, global slots first, then its
+    block's band (real, non-global tokens within w of it). The same for every layer of one window:
+    built once per forward pass."""
+    t = is_token.shape[1]
+    w = one_sided
+    b = block_rows(w)
+    m = w // b
+    n_blocks = (t + b - 1) // b
+    tail = n_blocks * b - t
+    keys = F.pad(is_token & ~is_global, (w, tail + w), value=False)  # (B, Tp + 2w)
+    keys = _key_blocks(keys[..., None], n_blocks, b, m)[..., 0]  # (B, nb, span)
+    span = (2 * m + 1) * b
+    row = torch.arange(b, device=is_token.device)[:, None]
+    slot = torch.arange(span, device=is_token.device)[None, :]
+    in_window = (slot - row >= 0) & (slot - row <= 2 * w)  # (b, span): key slot s is row r's offset s - r - w
+    band = in_window & keys[:, :, None, :]  # (B, nb, b, span)
+    glob = valid[:, None, None, :].expand(-1, n_blocks, b, -1)  # (B, nb, b, G)
+    return torch.cat([glob, band], dim=-1)[:, None]
+
+
+def band_local_attention(q, k, v, allowed, indices, one_sided: int) -> torch.Tensor:
     """Rows of every token against its window (padding and global keys removed) and the global keys.
 
-    q, k, v: (B, H, T, D) local projections, unscaled; is_token, is_global: (B, T) bool;
-    indices, valid: `global_slots(is_global)`. Returns (B, H, T, D); rows of padding are not zeroed.
-    """
+    q, k, v: (B, H, T, D) local projections, unscaled; allowed: `band_mask(...)`; indices: the global
+    slots' positions (`global_slots`). The global keys are put in front of every block's band keys
+    (a copy of the keys, D wide) rather than their scores beside the band's (G + b + 2w wide): one
+    product and one softmax over [globals | band], no concatenation or slicing of scores.
+    Returns (B, H, T, D); rows of padding are not zeroed."""
     bsz, h, t, d = q.shape
     w = one_sided
     b = block_rows(w)
@@ -78,25 +101,14 @@ def band_local_attention(q, k, v, is_token, is_global, indices, valid, one_sided
     n_blocks = (t + b - 1) // b
     tail = n_blocks * b - t
     q_blocks = F.pad(q * (1.0 / math.sqrt(d)), (0, 0, 0, tail)).reshape(bsz, h, n_blocks, b, d)
-    k_band = _key_blocks(F.pad(k, (0, 0, w, tail + w)), n_blocks, b, m)  # (B, H, nb, span, D)
-    v_band = _key_blocks(F.pad(v, (0, 0, w, tail + w)), n_blocks, b, m)
-    band_keys = F.pad(is_token & ~is_global, (w, tail + w), value=False)  # (B, Tp + 2w)
-    band_keys = _key_blocks(band_keys[..., None], n_blocks, b, m)[..., 0]  # (B, nb, span)
-    span = (2 * m + 1) * b
-    row = torch.arange(b, device=q.device)[:, None]
-    slot = torch.arange(span, device=q.device)[None, :]
-    in_window = (slot - row >= 0) & (slot - row <= 2 * w)  # (b, span): key slot s is row r's offset s - r - w
-    band_ok = in_window & band_keys[:, :, None, :]  # (B, nb, b, span)
 
-    k_glob, v_glob = gather_rows(k, indices), gather_rows(v, indices)  # (B, H, G, D)
-    g = indices.shape[1]
-    scores_glob = torch.matmul(q_blocks, k_glob[:, :, None].transpose(-1, -2))  # (B, H, nb, b, G)
-    scores_band = torch.matmul(q_blocks, k_band.transpose(-1, -2))  # (B, H, nb, b, span)
-    scores = torch.cat([scores_glob, scores_band], dim=-1)
-    allowed = torch.cat([valid[:, None, None, :].expand(-1, n_blocks, b, -1), band_ok], dim=-1)  # (B, nb, b, G + span)
-    scores = scores.masked_fill(~allowed[:, None], torch.finfo(scores.dtype).min)
-    probs = torch.softmax(scores, dim=-1)
-    out = torch.matmul(probs[..., :g], v_glob[:, :, None]) + torch.matmul(probs[..., g:], v_band)  # (B, H, nb, b, D)
+    def keys_of(x):  # (B, H, T, D) -> (B, H, nb, G + span, D)
+        glob = gather_rows(x, indices)[:, :, None].expand(-1, -1, n_blocks, -1, -1)
+        return torch.cat([glob, _key_blocks(F.pad(x, (0, 0, w, tail + w)), n_blocks, b, m)], dim=3)
+
+    scores = torch.matmul(q_blocks, keys_of(k).transpose(-1, -2))  # (B, H, nb, b, G + span)
+    scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+    out = torch.matmul(torch.softmax(scores, dim=-1), keys_of(v))  # (B, H, nb, b, D)
     return out.reshape(bsz, h, n_blocks * b, d)[:, :, :t]
 
 

@@ -126,7 +126,7 @@ class LongformerPlan:
         w, b = self._windows(config)
         cases = []
         for width in self.lengths(config):
-            rows = 3 if width > 2 else 2
+            rows = 3 if 2 < width <= 4096 else 2  # two rows at the longest lengths: the checks' cost
             batch = sampler.rows(_row_lengths(width, rows), width, question=min(4, width - 2))
             glob = torch.zeros_like(batch["input_ids"])
             glob[:, 0] = 1  # row 0: the first token
