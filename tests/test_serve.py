@@ -240,3 +240,17 @@ def test_longdoc_serve_prints_its_url_answers_and_stops_on_ctrl_c(folders):
         process.send_signal(signal.SIGINT)
         code = process.wait(timeout=30)
     assert code == 0, process.stderr.read()
+
+
+def test_the_onnx_runtime_serves_an_exported_model_alike(server, folders, tmp_path):
+    from longdoc.export import export_onnx
+
+    export_onnx(folders["classifier"], tmp_path / "onnx")
+    models = load_served_models([f"clf={tmp_path / 'onnx'}"], runtime="onnx")
+    text = documents(1, seed=9)[0]
+    with ServerThread(create_app(models, ServeSettings(runtime="onnx"))) as onnx_server:
+        listed = httpx.get(onnx_server.url + "/v1/models").json()["models"][0]
+        exported = httpx.post(onnx_server.url + "/v1/models/clf/classify", json={"text": text}).json()
+    original = httpx.post(server.url + "/v1/models/classifier/classify", json={"text": text}).json()
+    assert listed["runtime"] == "onnx" and listed["labels"] == ["alpha", "beta"]
+    assert_same(exported, original, tolerance=1e-3)
