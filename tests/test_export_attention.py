@@ -26,8 +26,8 @@ def banded_attention(tensors, is_token, is_global, one_sided):
     q, k, v, qg, kg, vg = tensors
     indices, valid = banded.global_slots(is_global & is_token)
     is_global = is_global & is_token
-    allowed = banded.band_mask(is_token, is_global, valid, one_sided)
-    out = banded.band_local_attention(q, k, v, allowed, indices, one_sided)
+    bias = banded.band_bias(is_token, is_global, valid, one_sided)
+    out = banded.band_local_attention(q, k, v, bias, indices, one_sided)
     rows = banded.global_rows_attention(banded.gather_rows(qg, indices), kg, vg, is_token)
     return banded.merge_rows(out, rows, indices, valid, is_token, is_global)
 

@@ -6,15 +6,15 @@ traced length, Python loops run over batch rows and blocks, and the number of gl
 becomes a Python int. Here every shape is an expression of the input's shape or of one graph value:
 
 * the sequence is padded to nb = ceil(T / b) blocks of b query rows (b divides the one-sided
-  window w, m = w / b); the keys are padded by w on both sides, cut into nb + 2m blocks by a
-  reshape, and block i's keys are the concatenation of key blocks i .. i + 2m: b + 2w keys that
-  cover every window of its rows (no strided views, only reshape, slice and concat);
+  window w, m = w / b); the keys are padded by w on both sides, and block i's keys are the padded
+  positions i * b .. i * b + b + 2w - 1 (key blocks i .. i + 2m), taken by one gather: b + 2w keys
+  that cover every window of its rows (no strided views: reshape, gather, concat);
 * the global tokens are gathered by index: their positions come from a top-k over the position
   (globals first, in order), G = max(1, most globals in a row) is a graph value (a tensor read
   once), and slots past a row's own count are masked, so a batch may mix rows with and without
   globals; G is at least 1 so that no tensor has an empty axis;
-* masked scores are filled with the dtype's minimum, not -inf: a row with no key left (padding)
-  stays finite and is zeroed afterwards.
+* masked scores get the dtype's minimum added, not -inf: a row with no key left (padding) stays
+  finite and is zeroed afterwards.
 
 Memory: the scores of a layer are (B, H, T, g + b + 2w), linear in T (at w = 256, b = 128:
 2.5w + g per row; the exact band needs 2w + 1).
@@ -60,15 +60,20 @@ def gather_rows(x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
 
 
 def _key_blocks(x: torch.Tensor, n_blocks: int, b: int, m: int) -> torch.Tensor:
-    """(..., (nb + 2m) * b, X) -> (..., nb, (2m + 1) * b, X): block i holds key blocks i .. i + 2m."""
-    blocks = x.reshape(*x.shape[:-2], n_blocks + 2 * m, b, x.shape[-1])
-    return torch.cat([blocks[..., j : j + n_blocks, :, :] for j in range(2 * m + 1)], dim=-2)
+    """(..., (nb + 2m) * b, X) -> (..., nb, (2m + 1) * b, X): block i holds key blocks i .. i + 2m, taken
+    by one gather of positions i * b + s (one copy; slicing 2m + 1 block ranges and concatenating them
+    made two, and took onnxruntime twice as long)."""
+    span = (2 * m + 1) * b
+    position = torch.arange(n_blocks, device=x.device)[:, None] * b + torch.arange(span, device=x.device)[None, :]
+    return x.index_select(-2, position.reshape(-1)).reshape(*x.shape[:-2], n_blocks, span, x.shape[-1])
 
 
-def band_mask(is_token, is_global, valid, one_sided: int) -> torch.Tensor:
-    """(B, 1, nb, b, G + b + 2w) bool: the keys each query row may see, global slots first, then its
-    block's band (real, non-global tokens within w of it). The same for every layer of one window:
-    built once per forward pass."""
+def band_bias(is_token, is_global, valid, one_sided: int, dtype=torch.float32) -> torch.Tensor:
+    """(B, 1, nb, b, G + b + 2w) additive mask: 0 where a query row may see the key (global slots first,
+    then its block's band: real, non-global tokens within w of it), the dtype's minimum elsewhere. The
+    same for every layer of one window: built once per forward pass. Added, not filled in with a
+    `where`: onnxruntime broadcasts an Add over the heads several times faster, and a score plus the
+    minimum rounds to the minimum, so the softmax is the same."""
     t = is_token.shape[1]
     w = one_sided
     b = block_rows(w)
@@ -83,13 +88,14 @@ def band_mask(is_token, is_global, valid, one_sided: int) -> torch.Tensor:
     in_window = (slot - row >= 0) & (slot - row <= 2 * w)  # (b, span): key slot s is row r's offset s - r - w
     band = in_window & keys[:, :, None, :]  # (B, nb, b, span)
     glob = valid[:, None, None, :].expand(-1, n_blocks, b, -1)  # (B, nb, b, G)
-    return torch.cat([glob, band], dim=-1)[:, None]
+    allowed = torch.cat([glob, band], dim=-1)[:, None]
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, torch.finfo(dtype).min)
 
 
-def band_local_attention(q, k, v, allowed, indices, one_sided: int) -> torch.Tensor:
+def band_local_attention(q, k, v, bias, indices, one_sided: int) -> torch.Tensor:
     """Rows of every token against its window (padding and global keys removed) and the global keys.
 
-    q, k, v: (B, H, T, D) local projections, unscaled; allowed: `band_mask(...)`; indices: the global
+    q, k, v: (B, H, T, D) local projections, unscaled; bias: `band_bias(...)`; indices: the global
     slots' positions (`global_slots`). The global keys are put in front of every block's band keys
     (a copy of the keys, D wide) rather than their scores beside the band's (G + b + 2w wide): one
     product and one softmax over [globals | band], no concatenation or slicing of scores.
@@ -106,8 +112,7 @@ def band_local_attention(q, k, v, allowed, indices, one_sided: int) -> torch.Ten
         glob = gather_rows(x, indices)[:, :, None].expand(-1, -1, n_blocks, -1, -1)
         return torch.cat([glob, _key_blocks(F.pad(x, (0, 0, w, tail + w)), n_blocks, b, m)], dim=3)
 
-    scores = torch.matmul(q_blocks, keys_of(k).transpose(-1, -2))  # (B, H, nb, b, G + span)
-    scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+    scores = torch.matmul(q_blocks, keys_of(k).transpose(-1, -2)) + bias  # (B, H, nb, b, G + span)
     out = torch.matmul(torch.softmax(scores, dim=-1), keys_of(v))  # (B, H, nb, b, D)
     return out.reshape(bsz, h, n_blocks * b, d)[:, :, :t]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..attention.banded import band_local_attention, band_mask, global_rows_attention, global_slots, merge_rows
+from ..attention.banded import band_bias, band_local_attention, global_rows_attention, global_slots, merge_rows
 from ..models.layers import roberta_position_ids
 
 INPUTS = ("input_ids", "attention_mask", "global_attention_mask", "token_type_ids")
@@ -45,12 +45,12 @@ class LongformerGraph(nn.Module):
                   + embeddings.token_type_embeddings(token_type_ids))
         hidden = embeddings.LayerNorm(hidden)
         indices, valid = global_slots(is_global)
-        masks = {}  # one band mask per window size, shared by its layers
+        biases = {}  # one band mask per window size, shared by its layers
         for layer in base.encoder.layer:
             w = layer.attention.self.window.one_sided
-            if w not in masks:
-                masks[w] = band_mask(is_token, is_global, valid, w)
-            context = self._attention(layer.attention.self, hidden, is_token, is_global, indices, valid, masks[w])
+            if w not in biases:
+                biases[w] = band_bias(is_token, is_global, valid, w, hidden.dtype)
+            context = self._attention(layer.attention.self, hidden, is_token, is_global, indices, valid, biases[w])
             attended = layer.attention.output(context, hidden)
             hidden = layer.output(layer.intermediate(attended), attended)
         if self.head == "classification":
@@ -59,10 +59,10 @@ class LongformerGraph(nn.Module):
         return logits[..., 0], logits[..., 1]
 
     @staticmethod
-    def _attention(attention, hidden, is_token, is_global, indices, valid, allowed) -> torch.Tensor:
+    def _attention(attention, hidden, is_token, is_global, indices, valid, bias) -> torch.Tensor:
         """A LongformerSelfAttention's context (B, T, C): local rows in the band, then the global rows."""
         q, k, v = (_heads(attention, p(hidden)) for p in (attention.query, attention.key, attention.value))
-        out = band_local_attention(q, k, v, allowed, indices, attention.window.one_sided)
+        out = band_local_attention(q, k, v, bias, indices, attention.window.one_sided)
         chosen = hidden.gather(1, indices[:, :, None].expand(-1, -1, hidden.shape[-1]))  # (B, G, C)
         rows = global_rows_attention(_heads(attention, attention.query_global(chosen)),
                                      _heads(attention, attention.key_global(hidden)),

@@ -109,11 +109,11 @@ def export_onnx(model_dir, out_dir, format: str = FORMAT, opset: int | None = No
             entry = {"fp32": path.name, "inputs": {n: list(graph.axes[n]) for n in graph.inputs},
                      "outputs": list(graph.outputs)}
             if quantize:
-                entry["int8"] = quantize_int8(path, staging / f"{graph.name}.int8.onnx").name
+                entry["int8"] = quantize_int8(path, staging / f"{graph.name}.int8.onnx").name if graph.quantize \
+                    else path.name
             if optimize:
-                for precision in ("fp32", "int8"):
-                    if precision in entry:
-                        optimize_in_place(staging / entry[precision])
+                for file_name in dict.fromkeys(entry[p] for p in ("fp32", "int8") if p in entry):
+                    optimize_in_place(staging / file_name)
             graphs[graph.name] = entry
         manifest = {"format": FORMAT, "family": name, "head": head, "opset": max(opsets), "graphs": graphs,
                     "precision": quantize or "fp32", "quantization": quantize, "optimized": optimize}

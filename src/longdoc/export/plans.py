@@ -36,6 +36,7 @@ class Graph:
     outputs: tuple[str, ...]
     example: tuple[torch.Tensor, ...]
     axes: dict[str, tuple[str | None, ...]]
+    quantize: bool = True  # whether --quantize int8 quantizes it (else its int8 graph is the fp32 one)
 
 
 @dataclass
@@ -216,8 +217,11 @@ class SegmentPlan:
             Graph("segment_encoder", SegmentEncoderGraph(model), ENCODER_INPUTS, ENCODER_OUTPUTS,
                   (tokens["input_ids"], tokens["attention_mask"]),
                   {name: ("segments", "tokens") for name in ENCODER_INPUTS}),
+            # the head is a few small products on fp32 vectors: int8 would save nothing and its folded probe's
+            # weights (divided by the features' spread) lose most of their precision in int8
             Graph("segment_head", SegmentHeadGraph(model), HEAD_INPUTS, head_outputs(config.method), (vectors, mask),
-                  {"segment_embeddings": ("batch", segment_axis, None), "segment_mask": ("batch", segment_axis)}),
+                  {"segment_embeddings": ("batch", segment_axis, None), "segment_mask": ("batch", segment_axis)},
+                  quantize=False),
         ]
 
     def cases(self, model, tokenizer, head):

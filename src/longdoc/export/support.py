@@ -14,9 +14,11 @@ EXPORTS = {
 
 # family -> why it is refused (every head kind)
 REFUSED_FAMILIES = {
-    "lsg": "LSG attention picks its sparse keys with data-dependent sorts and gathers over block geometry that its "
-           "kernel computes from the traced length; no export formulation of it is checked yet, so no graph that could "
-           "be wrong at other lengths is written. Use --runtime torch for LSG models",
+    "lsg": "LSG attention takes one of two paths by the input's length (dense up to two blocks, blocked "
+           "local + sparse + global beyond, with the input padded to whole blocks first), so one traced graph "
+           "would hold one path only, and its sparse keys (norm top-k, pooling, strides, random LSH buckets) "
+           "would each need an export formulation checked against the kernel; none is written yet, so no graph "
+           "that could be wrong at other lengths is exported. Serve LSG models with --runtime torch",
 }
 
 # head kind -> why it is refused (every family)
