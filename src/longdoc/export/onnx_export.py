@@ -157,7 +157,9 @@ def _trace(graph, path: Path, opset: int | None) -> int:
             contextlib.redirect_stderr(captured):
         warnings.simplefilter("ignore")
         try:
-            program = torch.export.export(graph.module.eval(), graph.example, dynamic_shapes=dynamic, strict=False)
+            with graph.tracing():
+                program = torch.export.export(graph.module.eval(), graph.example, dynamic_shapes=dynamic,
+                                              strict=False)
         except Exception as error:
             raise ExportRefused(f"the {graph.name} graph cannot be traced with dynamic batch and length axes "
                                 f"({type(error).__name__}: {str(error)[:600]}), so the model is not exported") from error

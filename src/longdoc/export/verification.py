@@ -15,6 +15,7 @@ import torch
 from ..errors import VerificationError
 
 DEFAULT_TOLERANCE = 1e-4
+DECISIONS = ("logits", "start_logits")  # outputs whose argmax is a prediction (top-1 agreement is read on them)
 
 
 def _call(model, case):
@@ -32,7 +33,8 @@ def _field(output, name: str) -> torch.Tensor:
 
 def run_cases(reference, exported, cases) -> list[dict]:
     """Per case: its label, the lengths it covers, the largest absolute difference over its fields, and
-    the share of rows whose top-1 (argmax over the last axis of the first field) agrees."""
+    the share of rows whose top-1 (argmax over the last axis of logits or start logits) agrees (None
+    for a case without either, such as segment vectors)."""
     results = []
     for case in cases:
         with torch.inference_mode():
@@ -45,14 +47,14 @@ def run_cases(reference, exported, cases) -> list[dict]:
                                         f"export is not written") from error
             raise
         worst, agree = 0.0, None
-        for index, name in enumerate(case.fields):
+        for name in case.fields:
             e, g = _field(expected, name), _field(got, name)
             if e.shape != g.shape:
                 raise VerificationError(f"case {case.label!r}: {name} has shape {tuple(g.shape)} in the exported model "
                                         f"but {tuple(e.shape)} in PyTorch")
             diff = float((e - g).abs().max()) if e.numel() else 0.0
             worst = max(worst, diff if math.isfinite(diff) else math.inf)
-            if index == 0 and e.numel():
+            if name in DECISIONS and agree is None and e.numel():
                 agree = float((e.argmax(-1) == g.argmax(-1)).float().mean())
         results.append({"case": case.label, "lengths": list(case.lengths), "unit": case.unit, "max_abs_diff": worst,
                         "top1_agreement": agree})
