@@ -17,7 +17,7 @@ becomes a Python int. Here every shape is an expression of the input's shape or 
   finite and is zeroed afterwards.
 
 Memory: the scores of a layer are (B, H, T, g + b + 2w), linear in T (at w = 256, b = 128:
-2.5w + g per row; the exact band needs 2w + 1).
+2.5w + g per row; the exact band needs 2w + 1), computed for a quarter of the heads at a time.
 
 Shapes: B batch, H heads, T tokens, D head size, G global slots, w one-sided window, b block rows.
 """
@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 MAX_BLOCK_ROWS = 128  # query rows per block: the largest divisor of w up to this
+HEAD_GROUPS = 4  # heads computed in this many groups, one after the other (peak memory / 4 in onnxruntime)
 
 
 def block_rows(one_sided: int) -> int:
@@ -92,14 +93,22 @@ def band_bias(is_token, is_global, valid, one_sided: int, dtype=torch.float32) -
     return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, torch.finfo(dtype).min)
 
 
-def band_local_attention(q, k, v, bias, indices, one_sided: int) -> torch.Tensor:
+def band_local_attention(q, k, v, bias, indices, one_sided: int, head_groups: int = HEAD_GROUPS) -> torch.Tensor:
     """Rows of every token against its window (padding and global keys removed) and the global keys.
 
     q, k, v: (B, H, T, D) local projections, unscaled; bias: `band_bias(...)`; indices: the global
     slots' positions (`global_slots`). The global keys are put in front of every block's band keys
     (a copy of the keys, D wide) rather than their scores beside the band's (G + b + 2w wide): one
     product and one softmax over [globals | band], no concatenation or slicing of scores.
-    Returns (B, H, T, D); rows of padding are not zeroed."""
+    Returns (B, H, T, D); rows of padding are not zeroed.
+
+    The heads are computed `head_groups` groups at a time (a fixed split, unrolled in the graph), so
+    that only one group's scores are alive at once: onnxruntime, which keeps every intermediate of an
+    op until its consumers ran, otherwise held three score-sized tensors of all heads."""
+    if head_groups > 1 and q.shape[1] > 1:
+        size = -(-q.shape[1] // head_groups)
+        return torch.cat([band_local_attention(qg, kg, vg, bias, indices, one_sided, 1)
+                          for qg, kg, vg in zip(q.split(size, 1), k.split(size, 1), v.split(size, 1))], dim=1)
     bsz, h, t, d = q.shape
     w = one_sided
     b = block_rows(w)

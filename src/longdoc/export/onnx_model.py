@@ -90,10 +90,11 @@ class OnnxSequenceModel(OnnxModel):
     inputs: tuple[str, ...] = ("input_ids", "attention_mask")
     what = "model"
 
-    def head(self) -> str:
+    def __init__(self, config, sessions: dict, folder: str = "", precision: str = "fp32"):
         from ..families import head_of_config
 
-        return head_of_config({"architectures": self.config.architectures, "model_type": self.config.model_type})
+        super().__init__(config, sessions, folder, precision)
+        self.head = head_of_config({"architectures": config.architectures, "model_type": config.model_type})
 
     def default_inputs(self, input_ids: torch.Tensor, given: dict) -> dict:
         """Inputs the caller left out, as the PyTorch model fills them in."""
@@ -129,7 +130,7 @@ class OnnxSequenceModel(OnnxModel):
                  for name in self.inputs if name != "input_ids"}
         feeds["input_ids"] = _numpy(input_ids, np.int64)
         outputs = self.run("model", feeds)
-        if self.head() == "spans":
+        if self.head == "spans":
             return QuestionAnsweringOutput(start_logits=outputs[0], end_logits=outputs[1])
         return SequenceClassifierOutput(logits=outputs[0])
 
@@ -143,7 +144,7 @@ class OnnxLongformer(OnnxSequenceModel):
 
     def default_inputs(self, input_ids, given):
         defaults = super().default_inputs(input_ids, given)
-        if self.head() == "spans":
+        if self.head == "spans":
             from ..models.longformer_heads import question_global_mask
 
             defaults["global_attention_mask"] = question_global_mask(input_ids, self.config.sep_token_id)
@@ -176,7 +177,7 @@ class OnnxHAT(OnnxSequenceModel):
 
     def __call__(self, *args, **kwargs):
         out = super().__call__(*args, **kwargs)
-        if self.head() == "classification" or self.head() == "sentences":
+        if self.head in ("classification", "sentences"):
             from ..models.hat_heads import HATOutput
 
             return HATOutput(logits=out.logits)
