@@ -3,7 +3,7 @@ length axes, checked against the PyTorch model before anything is reported.
 
     from longdoc.export import export_onnx
     report = export_onnx("my-qa-model", "my-qa-onnx", quantize="int8")
-    print(report)   # the files, the checks (lengths, largest difference), int8's agreement
+    print(report)   # the files, the checks (lengths, largest difference), int8's difference
 
 Steps: refuse what cannot be exported exactly (`support.py`, before the model loads); trace each of
 the family's graphs (`plans.py`) with torch.export (dynamic axes, never at a checked length) into
@@ -56,10 +56,9 @@ class ExportReport:
                  f"(padding, batches of 1-3): largest difference {self.fp32['max_abs_diff']:.2g} "
                  f"(tolerance {DEFAULT_TOLERANCE:g})"]
         if self.int8 is not None:
-            agreement = self.int8["top1_agreement"]
-            lines.append(f"int8: largest difference {self.int8['max_abs_diff']:.2g}, top-1 agreement with PyTorch "
-                         f"{'n/a' if agreement is None else f'{100 * agreement:.0f}%'} on the same cases (compare "
-                         f"accuracy on your data: benchmarks/bench_export.py)")
+            lines.append(f"int8: largest difference {self.int8['max_abs_diff']:.2g} on the same random-token cases; "
+                         f"int8 changes numbers by design: judge it by accuracy on your data (benchmarks/bench_export.py "
+                         f"measures kernel-docs)")
         return "\n".join(lines)
 
     def lengths(self) -> dict[str, set[int]]:

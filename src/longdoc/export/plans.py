@@ -193,7 +193,7 @@ class HATPlan:
         limit = config.max_sentences
         cases = []
         for width in sorted({1, min(2, limit), min(5, limit), limit}):
-            segments = [width, max(1, (width + 1) // 2), 1] if width > 1 else [1, 1]
+            segments = [width, max(1, (width + 1) // 2), 1] if width > 1 else [1]  # one row of one segment too
             batch = self._batch(sampler, config.max_sentence_size, segments, width)
             cases.append(Case(f"{len(segments)} rows of up to {width} segments ({', '.join(map(str, segments))})",
                               batch, fields, lengths=(width * config.max_sentence_size,)))
