@@ -44,8 +44,8 @@ def longformer(root: Path, head: str, window: int = 8, max_length: int = 160) ->
     if not converted.is_dir():
         convert(_source(root), converted, to="longformer", max_length=max_length, window=window)
     torch.manual_seed(0)
-    model, tokenizer = get_family("longformer").build(head, str(converted), {"head_config": HEAD_CONFIG if head ==
-                                                                            "classification" else {}})
+    head_config = HEAD_CONFIG if head == "classification" else {}
+    model, tokenizer = get_family("longformer").build(head, str(converted), {"head_config": head_config})
     return _save(model, tokenizer, root / f"longformer-{head}")
 
 
@@ -55,7 +55,8 @@ def hat(root: Path, head: str) -> Path:
     if not converted.is_dir():
         convert(_source(root), converted, to="hat", layout="SD", max_sentences=6, max_sentence_size=16)
     torch.manual_seed(0)
-    model, tokenizer = get_family("hat").build(head, str(converted), {"head_config": {} if head == "spans" else HEAD_CONFIG})
+    head_config = {} if head == "spans" else HEAD_CONFIG
+    model, tokenizer = get_family("hat").build(head, str(converted), {"head_config": head_config})
     return _save(model, tokenizer, root / f"hat-{head}")
 
 

@@ -69,8 +69,9 @@ def test_sentence_classifier_and_question_answerer_export(tmp_path):
     tagger = export_models.hat(tmp_path, "sentences")
     export_onnx(tagger, tmp_path / "tagger-onnx")
     documents = [["A first sentence here.", "Another about kernel modules.", "A third."], ["Only one."]]
-    ours, theirs = load_onnx_pipeline(tmp_path / "tagger-onnx").predict(documents), load_pipeline(tagger).predict(documents)
-    assert type(load_onnx_pipeline(tmp_path / "tagger-onnx")).__name__ == "OnnxSentenceClassifier"
+    exported = load_onnx_pipeline(tmp_path / "tagger-onnx")
+    assert type(exported).__name__ == "OnnxSentenceClassifier"
+    ours, theirs = exported.predict(documents), load_pipeline(tagger).predict(documents)
     for a, b in zip(ours, theirs):
         assert a.labels == b.labels
     qa = export_models.hat(tmp_path, "spans")

@@ -57,8 +57,8 @@ class ExportReport:
                  f"(tolerance {DEFAULT_TOLERANCE:g})"]
         if self.int8 is not None:
             lines.append(f"int8: largest difference {self.int8['max_abs_diff']:.2g} on the same random-token cases; "
-                         f"int8 changes numbers by design: judge it by accuracy on your data (benchmarks/bench_export.py "
-                         f"measures kernel-docs)")
+                         f"int8 changes numbers by design: judge it by accuracy on your data "
+                         f"(benchmarks/bench_export.py measures kernel-docs)")
         return "\n".join(lines)
 
     def lengths(self) -> dict[str, set[int]]:
@@ -161,7 +161,8 @@ def _trace(graph, path: Path, opset: int | None) -> int:
                                               strict=False)
         except Exception as error:
             raise ExportRefused(f"the {graph.name} graph cannot be traced with dynamic batch and length axes "
-                                f"({type(error).__name__}: {str(error)[:600]}), so the model is not exported") from error
+                                f"({type(error).__name__}: {str(error)[:600]}), so the model is not exported"
+                                ) from error
         onnx_program = torch.onnx.export(program, graph.example, dynamo=True, input_names=list(graph.inputs),
                                          output_names=list(graph.outputs), opset_version=opset, verbose=False)
         onnx_program.save(str(path))

@@ -105,7 +105,8 @@ class OnnxSequenceModel(OnnxModel):
         vocabulary = self.config.vocab_size
         if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= vocabulary):
             bad = int(input_ids.min()) if int(input_ids.min()) < 0 else int(input_ids.max())
-            raise ValueError(f"token id {bad} is outside [0, {vocabulary}): check that the tokenizer matches this model")
+            raise ValueError(f"token id {bad} is outside [0, {vocabulary}): check that the tokenizer matches this "
+                             f"model")
 
     def __call__(self, input_ids=None, attention_mask=None, output_attentions=None, return_dict=None, **kwargs):
         _refuse(kwargs, self.what)
@@ -194,8 +195,8 @@ class OnnxSegmentClassifier(OnnxModel):
         """(S, L) token ids of S segments -> (S, C) segment vectors."""
         ids = torch.as_tensor(input_ids)
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.config.encoder["vocab_size"]):
-            raise ValueError(f"token ids must lie in [0, {self.config.encoder['vocab_size']}): check that the tokenizer "
-                             f"matches this model")
+            raise ValueError(f"token ids must lie in [0, {self.config.encoder['vocab_size']}): check that the "
+                             f"tokenizer matches this model")
         feeds = {"input_ids": _numpy(ids, np.int64), "attention_mask": _numpy(attention_mask, np.int64)}
         return self.run("segment_encoder", feeds)[0]
 

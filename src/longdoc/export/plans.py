@@ -25,7 +25,8 @@ from .longformer_graph import INPUTS as LONGFORMER_INPUTS
 from .longformer_graph import OUTPUTS as LONGFORMER_OUTPUTS
 from .longformer_graph import LongformerGraph
 from .onnx_model import OnnxHAT, OnnxLongformer, OnnxSegmentClassifier
-from .segment_graph import ENCODER_INPUTS, ENCODER_OUTPUTS, HEAD_INPUTS, SegmentEncoderGraph, SegmentHeadGraph, head_outputs
+from .segment_graph import (ENCODER_INPUTS, ENCODER_OUTPUTS, HEAD_INPUTS, SegmentEncoderGraph, SegmentHeadGraph,
+                            head_outputs)
 
 
 @dataclass
@@ -144,8 +145,8 @@ class LongformerPlan:
         batch = sampler.rows([width], width)
         glob = torch.zeros_like(batch["input_ids"])
         glob[0, : min(width, b + 3)] = 1  # more globals than a block has rows
-        cases.append(Case(f"1 row of {width} tokens, {int(glob.sum())} globals", {**batch, "global_attention_mask": glob},
-                          fields, lengths=(width,)))
+        cases.append(Case(f"1 row of {width} tokens, {int(glob.sum())} globals",
+                          {**batch, "global_attention_mask": glob}, fields, lengths=(width,)))
         width = min(config.max_tokens, w + 3)
         batch = sampler.rows(_row_lengths(width, 2), width, question=min(3, width - 2))
         cases.append(Case(f"2 rows of {width} tokens, the model's default global attention", batch, fields,
