@@ -384,7 +384,8 @@ def head_classes() -> dict:
 def _sentence_model(model) -> bool:
     from ..models import HATForSequentialSentenceClassification
 
-    return isinstance(model, HATForSequentialSentenceClassification)
+    # an exported model's onnxruntime stand-in (longdoc.export) is no torch module: it names its head kind
+    return isinstance(model, HATForSequentialSentenceClassification) or getattr(model, "head", None) == "sentences"
 
 
 def _check_sentence_counts(counts: list[int], limit: int, sources: list[str] | None) -> None:
