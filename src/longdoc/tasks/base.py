@@ -273,11 +273,6 @@ class Task:
         `serve_limit` enforces (`max_document_tokens`: the most tokens it reads whole, None: any; `reads`: how)."""
         return {}
 
-
-def without_key(record: dict, key: str) -> dict:
-    """A prediction's JSON less one key (the file name a command prints, which a served request has not)."""
-    return {name: value for name, value in record.items() if name != key}
-
     # -- command line --------------------------------------------------------------------------
 
     def add_arguments(self, command: str, parser) -> None:
@@ -307,6 +302,11 @@ def without_key(record: dict, key: str) -> dict:
 
 TASKS: dict[str, Task] = {}
 ALIASES: dict[str, str] = {}
+
+
+def without_key(record: dict, key: str) -> dict:
+    """A prediction's JSON less one key (the file name a command prints, which a served request has not)."""
+    return {name: value for name, value in record.items() if name != key}
 
 
 def register_task(task: Task) -> Task:
