@@ -209,6 +209,46 @@ def test_a_long_summary_input_may_be_truncated_on_request(server):
     assert isinstance(response.json()["summary"], str)
 
 
+def test_a_long_document_is_classified_from_its_beginning_only_on_request(server, folders):
+    from longdoc.pipelines import load_pipeline
+
+    text = " ".join(f"w{10 + i % 40}" for i in range(400))  # 400 tokens; the Longformer reads 126
+    url = server.url + "/v1/models/lf/classify"
+    assert httpx.post(url, json={"text": text}, timeout=60).status_code == 413
+    cut = httpx.post(url, json={"text": text, "truncate": True}, timeout=60).json()
+    whole = httpx.post(url, json={"text": "w10 w11 w12", "truncate": True}, timeout=60).json()
+    assert cut["truncated"] is True and "truncated" not in whole
+    expected = load_pipeline(folders["longformer"], device="cpu").predict([text])[0]  # what longdoc predict reads
+    assert cut["labels"] == expected.labels
+    assert cut["scores"] == pytest.approx(expected.scores, abs=1e-5)
+
+
+def test_a_hat_classifier_reads_its_first_segments_on_request_and_refuses_otherwise(tmp_path):
+    from longdoc.families import get_family
+    from longdoc.pipelines import load_pipeline
+    from serve_tiny_models import LABELS, _save
+    from tiny_checkpoints import tiny_bert
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model, tokenizer = get_family("hat").build(
+        "classification", str(tiny_bert(tmp_path / "bert", max_positions=64)),
+        {"head_config": LABELS.config_fields(), "max_sentences": 4, "max_sentence_size": 16,
+         "work_dir": str(tmp_path / "work")})
+    folder = _save(model, tokenizer, tmp_path / "hat")
+    text = ". ".join(" ".join(f"w{10 + (i * 7 + j) % 40}" for j in range(9)) for i in range(30)) + "."
+    with ServerThread(create_app(load_served_models([f"hat={folder}"]), ServeSettings())) as running:
+        url = running.url + "/v1/models/hat/classify"
+        refused = httpx.post(url, json={"text": text}, timeout=60)
+        cut = httpx.post(url, json={"text": text, "truncate": True}, timeout=60)
+        again = httpx.post(url, json={"text": text}, timeout=60)
+    assert refused.status_code in (413, 422) and again.status_code == refused.status_code  # the model's own setting
+    assert cut.status_code == 200 and cut.json()["truncated"] is True
+    expected = load_pipeline(folder, device="cpu", truncate=True).predict([text])[0]
+    assert cut.json()["labels"] == expected.labels
+    assert cut.json()["scores"] == pytest.approx(expected.scores, abs=1e-5)
+
+
 def test_model_specs_name_models_and_refuse_clashes(tmp_path):
     (tmp_path / "a").mkdir()
     assert parse_model_specs([str(tmp_path / "a"), f"b={tmp_path / 'a'}"]) == [("a", str(tmp_path / "a")),

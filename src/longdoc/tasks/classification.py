@@ -253,19 +253,38 @@ class ClassificationTask(Task):
                 RequestField("top_segments", int, 3, "with explain: segments shown per label", minimum=1,
                              maximum=100),
                 RequestField("top_sentences", int, 3, "with explain: sentences shown per segment", minimum=0,
-                             maximum=100)]
+                             maximum=100),
+                RequestField("truncate", bool, False, "classify only the beginning of a document longer than the "
+                             "model reads whole (as longdoc predict does, with a warning); the response then says "
+                             "truncated: true. Without it such a document is refused (413)")]
 
     def serve_load(self, model_dir):
         return self.load_pipeline(model_dir, {})
 
+    def serve_limit(self, described, request, tokens):
+        if request["truncate"]:
+            return None
+        refusal = super().serve_limit(described, request, tokens)
+        return refusal and f"{refusal}, or send \"truncate\": true to classify its beginning"
+
     def serve_batch_key(self, request):
-        return (True, request["top_segments"], request["top_sentences"]) if request["explain"] else (False,)
+        explain = (True, request["top_segments"], request["top_sentences"]) if request["explain"] else (False,)
+        return (request["truncate"], *explain)
 
     def serve_predict(self, pipeline, requests):
+        import warnings
+
         first = requests[0]
-        predictions = pipeline.predict([r["text"] for r in requests], explain=first["explain"],
-                                       top_segments=first["top_segments"], top_sentences=first["top_sentences"])
-        return [without_key(self.prediction_json(p, None, explain=first["explain"]), "document") for p in predictions]
+        cut = [False] * len(requests)
+        if first["truncate"]:
+            most = document_limit(pipeline)["max_document_tokens"]
+            cut = [most is not None and self.serve_tokens(pipeline.tokenizer, r) > most for r in requests]
+        with warnings.catch_warnings(), reading_beginnings(pipeline, any(cut)):
+            warnings.filterwarnings("ignore", message=".*only their first")  # the answer says truncated: true
+            predictions = pipeline.predict([r["text"] for r in requests], explain=first["explain"],
+                                           top_segments=first["top_segments"], top_sentences=first["top_sentences"])
+        return [{**without_key(self.prediction_json(p, None, explain=first["explain"]), "document"),
+                 **({"truncated": True} if was_cut else {})} for p, was_cut in zip(predictions, cut)]
 
     def serve_describe(self, pipeline):
         space = pipeline.space
@@ -427,6 +446,21 @@ def add_hat_reading_arguments(parser) -> None:
                "warning, even where the model was trained without --truncate")
     add_option(parser, "--sentences-column", default="sentences", metavar="NAME",
                help="sentence classifiers: field holding the list of sentences")
+
+
+@contextmanager
+def reading_beginnings(pipeline, cut: bool):
+    """While `cut`, a HAT model reads the first segments of a longer document instead of refusing it (the other
+    families read a document's beginning anyway, with a warning); the service runs one batch at a time."""
+    config = pipeline.model.config
+    before = getattr(config, "truncate_segments", None)
+    if cut and before is False:
+        config.truncate_segments = True
+    try:
+        yield
+    finally:
+        if before is not None:
+            config.truncate_segments = before
 
 
 def document_limit(pipeline) -> dict:
