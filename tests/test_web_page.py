@@ -324,6 +324,16 @@ def test_the_servers_error_message_is_shown(browser, server):
     assert answer.status_code == 413
     assert answer.json()["error"]["message"] in error.text and "413" in error.text
     assert browser.find_element(By.ID, "results").get_attribute("hidden")
+    # on request the beginning is classified, and the page says so
+    browser.find_element(By.ID, "explain").click()  # off: labels only
+    browser.find_element(By.ID, "classify-beginning").click()
+    submit_and_wait(browser, wait)
+    cut = api(server, "/v1/models/tickets/classify", {"text": too_long, "explain": False, "truncate": True}).json()
+    assert cut["truncated"] is True
+    rows = browser.find_elements(By.CSS_SELECTOR, "#labels li")
+    assert {r.get_attribute("data-label"): float(r.get_attribute("data-score")) for r in rows} == pytest.approx(
+        cut["scores"])
+    assert "beginning" in browser.find_element(By.ID, "truncated-note").text
     # a question is asked before anything is sent
     Select(browser.find_element(By.ID, "model")).select_by_value("reader")
     browser.find_element(By.ID, "submit").click()

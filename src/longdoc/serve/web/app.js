@@ -19,7 +19,7 @@
     question: byId("question"), topK: byId("top-k"), explain: byId("explain"),
     topSegments: byId("top-segments"), topSentences: byId("top-sentences"),
     numBeams: byId("num-beams"), maxLength: byId("max-length"), minLength: byId("min-length"),
-    truncate: byId("truncate"),
+    truncate: byId("truncate"), classifyBeginning: byId("classify-beginning"),
     submit: byId("submit"), status: byId("status"), error: byId("error"),
     results: byId("results"), resultsTitle: byId("results-title"), resultBody: byId("result-body"),
   };
@@ -170,7 +170,8 @@
     ui.modelInfo.textContent = facts.join(" · ");
     for (const fieldset of ui.form.querySelectorAll("fieldset[data-for]")) {
       const wanted = fieldset.dataset.for;
-      fieldset.hidden = wanted === "explain" ? !explains(model) : wanted !== model.action;
+      fieldset.hidden = wanted === "explain" ? !explains(model) : wanted === "cut" ? !cuts(model)
+        : wanted !== model.action;
     }
     ui.question.required = model.action === "answer";
     ui.submit.textContent = VERB[model.action] || "Run";
@@ -247,10 +248,16 @@
       }
       return body;
     }
-    if (!explains(model)) return { text };
-    if (!ui.explain.checked) return { text, explain: false };
+    const cut = cuts(model) && ui.classifyBeginning.checked ? { truncate: true } : {};
+    if (!explains(model)) return { text, ...cut };
+    if (!ui.explain.checked) return { text, explain: false, ...cut };
     return { text, explain: true, top_segments: whole(ui.topSegments) ?? 3,
-             top_sentences: whole(ui.topSentences) ?? 3 };
+             top_sentences: whole(ui.topSentences) ?? 3, ...cut };
+  }
+
+  // a document classifier with a length limit may read a longer document's beginning on request
+  function cuts(model) {
+    return model.task === "classification" && model.max_document_tokens != null;
   }
 
   function setBusy(on, message = "") {
@@ -439,6 +446,10 @@
     const predicted = new Set(result.labels || []);
     const out = ui.resultBody;
     out.append(...labelList(result.scores || {}, predicted));
+    if (result.truncated) {
+      out.append(element("p", { className: "note", id: "truncated-note",
+        text: "The document was longer than the model reads: these labels are of its beginning." }));
+    }
     const explanation = result.explanation || {};
     const explained = (result.labels || []).filter((l) => explanation[l]).concat(
       Object.keys(explanation).filter((l) => !predicted.has(l)));
