@@ -30,6 +30,7 @@ from longdoc import train_classifier  # noqa: E402
 from longdoc.convert.seq2seq import warm_start_summarizer  # noqa: E402
 from longdoc.data.labels import LabelSpace  # noqa: E402
 from longdoc.families import get_family  # noqa: E402
+from tiny_checkpoints import OFFICE_SENTENCES  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -40,16 +41,7 @@ pytestmark = pytest.mark.skipif(
 
 API_KEY = "web-page-test-key"
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "images"
-FILLER = [
-    "The committee met on Tuesday morning to review the agenda for the coming quarter.",
-    "Several members noted that the parking lot behind the building will be repaved in spring.",
-    "Lunch was served in the small conference room on the third floor.",
-    "The weather stayed mild for most of the week, with light rain on Thursday.",
-    "A new coffee machine was installed next to the elevators.",
-    "Minutes of the previous meeting were approved without changes.",
-    "The annual picnic will take place in the park near the river.",
-    "Visitors are asked to sign in at the front desk and wear a badge.",
-]
+FILLER = OFFICE_SENTENCES[:8]
 NEEDLES = {
     "billing": ["The customer was charged twice on the last invoice and demands a refund of the duplicate payment.",
                 "Her credit card was billed for a subscription she had cancelled, so she wants the money returned."],

@@ -10,6 +10,25 @@ import torch
 import transformers
 
 WORDS = [f"w{i}" for i in range(90)]
+# plain sentences that carry no label: the filler of documents whose evidence sentences tests look for
+OFFICE_SENTENCES = [
+    "The committee met on Tuesday morning to review the agenda for the coming quarter.",
+    "Several members noted that the parking lot behind the building will be repaved in spring.",
+    "Lunch was served in the small conference room on the third floor.",
+    "The weather stayed mild for most of the week, with light rain on Thursday.",
+    "A new coffee machine was installed next to the elevators.",
+    "Minutes of the previous meeting were approved without changes.",
+    "The annual picnic will take place in the park near the river.",
+    "Visitors are asked to sign in at the front desk and wear a badge.",
+    "The library extended its opening hours during the holiday season.",
+    "Our team photo will be taken in the lobby after the afternoon break.",
+    "The printer on the second floor has been replaced with a newer model.",
+    "Staff are reminded to keep the kitchen tidy and to label their food.",
+    "The fire drill is scheduled for the first Monday of next month.",
+    "Two interns joined the office this week and were shown around the building.",
+    "The garden outside the entrance was planted with tulips and daffodils.",
+    "Everyone is welcome to suggest topics for the next newsletter.",
+]
 SIGNAL = {"alpha": "w7", "beta": "w8", "gamma": "w9"}  # a label's keyword, hidden in one later segment
 TINY = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, type_vocab_size=2,
             initializer_range=0.1)  # large random weights: token identity survives into the vectors
