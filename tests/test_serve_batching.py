@@ -183,13 +183,14 @@ def test_the_api_key_is_required_when_set(headers, status):
 
 def test_any_batcher_with_submit_can_serve():
     class Direct:
-        async def submit(self, model, request):
-            return {"direct": request["text"]}
+        async def submit(self, model, request, tokens):
+            return {"direct": request["text"], "tokens": tokens}
 
     task = GatedEcho()
     model = ServedModel("echo", "-", task, pipeline=None, action="echo", runtime="torch", _counter=object())
     with ServerThread(create_app({"echo": model}, ServeSettings(), batcher=Direct())) as server:
-        assert httpx.post(server.url + ECHO, json={"text": "hi"}).json() == {"direct": "hi"}
+        assert httpx.post(server.url + ECHO, json={"text": "hi"}).json() == {"direct": "hi", "tokens": task.serve_tokens(
+            None, {"text": "hi"})}
 
 
 def test_the_batcher_refuses_when_stopped_and_survives_a_crash():

@@ -6,7 +6,8 @@ Endpoints: POST /v1/models/{name}/{action} (classify, answer, summarize: the mod
 GET /v1/models, /health, /ready, /metrics (Prometheus), /docs and /openapi.json, and the web page at /
 (serve/web, its files under /static). A prediction's answer is the JSON the task's command prints for that
 document, less the file name. Requests are batched by `batcher` (default: TokenBudgetBatcher; any object
-with `async submit(model, request) -> dict` will do, e.g. Ray Serve's). No module-level
+with `async submit(model, request, tokens) -> dict` will do, e.g. Ray Serve's; `tokens` is the request's
+count, made once here). No module-level
 `from __future__ import annotations` here: FastAPI reads the endpoints' body types from their annotations.
 """
 
@@ -188,10 +189,7 @@ async def answer(request: Request, model, payload: dict):
     refusal = model.refusal(payload, tokens)
     if refusal:
         raise ApiError(413, f"model {model.name!r}: {refusal}", "document_too_large")
-    if isinstance(batcher, TokenBudgetBatcher):
-        submitted = batcher.submit(model, payload, tokens=tokens)
-    else:
-        submitted = batcher.submit(model, payload)
+    submitted = batcher.submit(model, payload, tokens=tokens)  # counted once, here
     remaining = settings.timeout - (time.monotonic() - started)
     try:
         return await until_done_or_gone(submitted, request, remaining)

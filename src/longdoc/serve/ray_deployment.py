@@ -159,10 +159,9 @@ def _deployment_class():
         def bind_metrics(self, metrics) -> None:
             self.metrics = metrics
 
-        async def submit(self, model, request: dict, tokens: int | None = None) -> dict:
-            """The batcher interface of create_app: the model's JSON for one request, or its exception."""
-            if tokens is None:
-                tokens = await asyncio.to_thread(model.count_tokens, request)
+        async def submit(self, model, request: dict, tokens: int) -> dict:
+            """The batcher interface of create_app (which counted `tokens`): the model's JSON for one request, or
+            its exception."""
             # over the budget counts as the whole budget: it runs in a batch of its own, as in the plain batcher
             item = (model.name, request, min(tokens, self.settings.max_batch_tokens), model.batch_key(request))
             self._hold(+1)
