@@ -201,6 +201,10 @@ class Task:
         module, _, name = self.pipeline.partition(":")
         return getattr(importlib.import_module(module), name)
 
+    def load_pipeline(self, model_dir: str | os.PathLike, options: dict):
+        """The pipeline of the model in `model_dir`, read as `options` (a command's arguments or settings) say."""
+        return self.pipeline_class().from_pretrained(model_dir)
+
     def prediction_json(self, prediction, source: str) -> dict:
         """The JSON object `longdoc predict` prints for one input."""
         return {"document": source, **prediction.to_dict()}
@@ -238,7 +242,7 @@ class Task:
 
     def serve_load(self, model_dir: str | os.PathLike):
         """The pipeline that answers the requests to the model in `model_dir` (as the task's command loads it)."""
-        return self.pipeline_class().from_pretrained(model_dir)
+        return self.load_pipeline(model_dir, {})
 
     def serve_check(self, request: dict, described: dict) -> None:
         """Problems of a request its schema cannot see (a blank document, an option beyond what the model

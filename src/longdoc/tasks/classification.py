@@ -258,9 +258,6 @@ class ClassificationTask(Task):
                              "model reads whole (as longdoc predict does, with a warning); the response then says "
                              "truncated: true. Without it such a document is refused (413)")]
 
-    def serve_load(self, model_dir):
-        return self.load_pipeline(model_dir, {})
-
     def serve_limit(self, described, request, tokens):
         if request["truncate"]:
             return None

@@ -317,9 +317,6 @@ class QuestionAnsweringTask(Task):
                 RequestField("max_answer_length", int | None, None, "most tokens in an answer (default: as trained)",
                              minimum=1, maximum=100_000)]
 
-    def serve_load(self, model_dir):
-        return self.load_pipeline(model_dir, {})
-
     def serve_check(self, request, described):
         super().serve_check(request, described)
         if not request["question"].strip():
